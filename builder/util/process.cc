@@ -1,0 +1,207 @@
+#include "util/process.h"
+
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/process.hpp>
+#include <boost/process/extend.hpp>
+
+namespace util {
+
+namespace bp = boost::process;
+
+std::string FormatCommand(const std::vector<std::string>& argv) {
+  std::string out;
+  for (const auto& arg : argv) {
+    if (!out.empty()) out += ' ';
+    bool plain = !arg.empty() && arg.find_first_not_of(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-./=:,+@%") == std::string::npos;
+    if (plain) {
+      out += arg;
+    } else {
+      out += '\'';
+      for (char c : arg) {
+        if (c == '\'') out += "'\\''"; else out += c;
+      }
+      out += '\'';
+    }
+  }
+  return out;
+}
+
+std::string OutputTail(const std::string& output, size_t lines) {
+  std::vector<std::string> kept;
+  size_t end = output.size();
+  while (end > 0 && kept.size() < lines) {
+    size_t start = output.rfind('\n', end - 1);
+    size_t from = start == std::string::npos ? 0 : start + 1;
+    std::string line = output.substr(from, end - from);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (!line.empty()) kept.insert(kept.begin(), line);
+    if (start == std::string::npos) break;
+    end = start;
+  }
+  std::string joined;
+  for (const auto& l : kept) {
+    if (!joined.empty()) joined += " | ";
+    joined += l;
+  }
+  return joined;
+}
+
+Result<ProcessResult> ProcessRunner::RunChecked(const ProcessSpec& spec, const std::string& step) {
+  auto r = Run(spec);
+  if (!r) return MakeError(step + ": " + r.error().message);
+  if (r->timed_out)
+    return MakeError(step + ": `" + FormatCommand(spec.argv) + "` did not finish within " +
+                     std::to_string(spec.timeout.count() / 1000) + " s");
+  if (r->exit_code != 0)
+    return MakeError(step + ": `" + FormatCommand(spec.argv) + "` exited " +
+                     std::to_string(r->exit_code) + ": " + OutputTail(r->output));
+  return r;
+}
+
+namespace {
+
+struct NewProcessGroup : bp::extend::handler {
+  template <typename Executor>
+  void on_exec_setup(Executor&) const { ::setpgid(0, 0); }
+};
+
+}  // namespace
+
+Result<ProcessResult> SystemProcessRunner::Run(const ProcessSpec& spec) {
+  if (spec.argv.empty()) return MakeError("internal error: empty command");
+  auto start = std::chrono::steady_clock::now();
+  boost::asio::io_context io;
+  bp::async_pipe out_pipe(io);
+  bp::async_pipe in_pipe(io);
+  ProcessResult result;
+
+  boost::filesystem::path exe = spec.argv[0];
+  if (spec.argv[0].find('/') == std::string::npos) {
+    exe = bp::search_path(spec.argv[0]);
+    if (exe.empty())
+      return MakeError("`" + spec.argv[0] + "` not found in PATH; run scripts/install-deps.sh");
+  }
+  std::vector<std::string> args(spec.argv.begin() + 1, spec.argv.end());
+  bp::environment env = boost::this_process::environment();
+  for (const auto& [k, v] : spec.env) env[k] = v;
+
+  std::error_code launch_error;
+  bp::child child;
+  try {
+    if (spec.cwd.empty()) {
+      child = bp::child(exe, bp::args(args), env, (bp::std_out & bp::std_err) > out_pipe,
+                        bp::std_in < in_pipe, NewProcessGroup{}, io, launch_error);
+    } else {
+      child = bp::child(exe, bp::args(args), env, bp::start_dir(spec.cwd),
+                        (bp::std_out & bp::std_err) > out_pipe, bp::std_in < in_pipe,
+                        NewProcessGroup{}, io, launch_error);
+    }
+  } catch (const std::exception& e) {
+    return MakeError("cannot start `" + FormatCommand(spec.argv) + "`: " + e.what());
+  }
+  if (launch_error)
+    return MakeError("cannot start `" + FormatCommand(spec.argv) + "`: " + launch_error.message());
+  pid_t pgid = child.id();
+
+  // Feed stdin, then close it so the child sees EOF.
+  auto stdin_buf = std::make_shared<std::string>(spec.stdin_data);
+  if (stdin_buf->empty()) {
+    in_pipe.close();
+  } else {
+    boost::asio::async_write(in_pipe, boost::asio::buffer(*stdin_buf),
+                             [&in_pipe, stdin_buf](const boost::system::error_code&, size_t) {
+                               boost::system::error_code ec;
+                               in_pipe.close(ec);
+                             });
+  }
+
+  std::array<char, 8192> buf{};
+  std::string pending;
+  std::function<void()> read_more = [&]() {
+    out_pipe.async_read_some(boost::asio::buffer(buf), [&](const boost::system::error_code& ec,
+                                                           size_t n) {
+      if (n > 0) {
+        result.output.append(buf.data(), n);
+        if (spec.on_line) {
+          pending.append(buf.data(), n);
+          size_t pos;
+          while ((pos = pending.find('\n')) != std::string::npos) {
+            std::string line = pending.substr(0, pos);
+            if (!line.empty() && line.back() == '\r') line.pop_back();
+            spec.on_line(line);
+            pending.erase(0, pos + 1);
+          }
+        }
+      }
+      if (!ec) read_more();
+    });
+  };
+  read_more();
+
+  auto deadline = start + spec.timeout;
+  while (!io.stopped()) {
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) {
+      result.timed_out = true;
+      ::kill(-pgid, SIGKILL);
+      ::kill(pgid, SIGKILL);
+      io.restart();
+      io.run_for(std::chrono::seconds(2));  // drain what is left
+      break;
+    }
+    io.run_for(std::min<std::chrono::steady_clock::duration>(deadline - now,
+                                                             std::chrono::milliseconds(200)));
+  }
+  if (spec.on_line && !pending.empty()) spec.on_line(pending);
+  std::error_code wait_error;
+  child.wait(wait_error);
+  // Anything the command left behind in its group goes with it.
+  ::kill(-pgid, SIGKILL);
+  result.exit_code = result.timed_out ? -1 : child.exit_code();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+Result<ProcessResult> RecordingProcessRunner::Run(const ProcessSpec& spec) {
+  commands_.push_back(spec.argv);
+  ProcessResult r;
+  r.exit_code = 0;
+  return r;
+}
+
+void FakeProcessRunner::On(std::vector<std::string> prefix, int exit_code, std::string output,
+                           std::function<void(const ProcessSpec&)> effect) {
+  Rule rule;
+  rule.prefix = std::move(prefix);
+  rule.result.exit_code = exit_code;
+  rule.result.output = std::move(output);
+  rule.effect = std::move(effect);
+  rules_.push_back(std::move(rule));
+}
+
+Result<ProcessResult> FakeProcessRunner::Run(const ProcessSpec& spec) {
+  commands_.push_back(spec.argv);
+  // Later rules win, so a test can override a default.
+  for (auto it = rules_.rbegin(); it != rules_.rend(); ++it) {
+    if (it->prefix.size() > spec.argv.size()) continue;
+    if (!std::equal(it->prefix.begin(), it->prefix.end(), spec.argv.begin())) continue;
+    if (it->effect) it->effect(spec);
+    if (spec.on_line) {
+      size_t from = 0, pos;
+      while ((pos = it->result.output.find('\n', from)) != std::string::npos) {
+        spec.on_line(std::string_view(it->result.output).substr(from, pos - from));
+        from = pos + 1;
+      }
+    }
+    return it->result;
+  }
+  return MakeError("fake runner: no rule for `" + FormatCommand(spec.argv) + "`");
+}
+
+}  // namespace util

@@ -1,1 +1,223 @@
-int main() { return 0; }
+// lbsim: runs the TOA/UOA case tables (or benchmarks) and prints the
+// machine-readable lines of ARCHITECTURE.md "Guest run":
+//   LBSIM-RESULT {"module":..,"case":..,"result":"pass"|"fail","detail":..}
+//   LBSIM-DONE passed=N failed=M
+//   LBSIM-BENCH {...}
+#include <sys/resource.h>
+
+#include <cstdio>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "sim/sim.h"
+
+namespace {
+
+struct Options {
+  std::string ko_dir;
+  std::string module = "all";
+  std::vector<std::string> cases;
+  bool netns = false;
+  bool no_load = false;
+  bool list = false;
+  int rounds = 3;
+  int connections = 2000;
+};
+
+bool Selected(const Options& o, const std::string& module) {
+  return o.module == "all" || o.module == module;
+}
+
+void Print(const std::string& line) {
+  // One write per line: the serial console interleaves with the kernel log.
+  std::string l = line + "\n";
+  fwrite(l.data(), 1, l.size(), stdout);
+  fflush(stdout);
+}
+
+void RaiseFdLimit() {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < 8192) {
+    r.rlim_cur = r.rlim_max < 8192 ? r.rlim_max : 8192;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+// Network namespace, TUN and addresses; exits with a one-line error on failure.
+sim::Tun SetUpNetwork(const Options& o) {
+  if (o.netns) {
+    if (auto st = sim::EnterFreshNetns(); !st) {
+      std::cerr << "lbsim: " << st.error().message << "\n";
+      exit(2);
+    }
+  } else {
+    sim::SetLinkUp("lo");  // /init does it too; harmless twice
+  }
+  auto tun = sim::Tun::Open();
+  if (!tun) {
+    std::cerr << "lbsim: " << tun.error().message << "\n";
+    exit(2);
+  }
+  if (auto st = sim::ConfigureGuestNetwork(*tun); !st) {
+    std::cerr << "lbsim: " << st.error().message << "\n";
+    exit(2);
+  }
+  return std::move(*tun);
+}
+
+int Run(const Options& o) {
+  std::vector<sim::Case> all;
+  if (Selected(o, "toa"))
+    for (auto& c : sim::ToaCases()) all.push_back(std::move(c));
+  if (Selected(o, "uoa"))
+    for (auto& c : sim::UoaCases()) all.push_back(std::move(c));
+  std::vector<sim::Case> cases;
+  std::set<std::string> wanted(o.cases.begin(), o.cases.end());
+  for (auto& c : all)
+    if (wanted.empty() || wanted.count(c.name)) cases.push_back(std::move(c));
+  if (o.list) {
+    for (const auto& c : cases) std::cout << c.module << " " << c.name << "\n";
+    return 0;
+  }
+  if (cases.empty()) {
+    std::cerr << "lbsim: no case matches --module " << o.module
+              << (o.cases.empty() ? "" : " --case ...") << " (see lbsim run --list)\n";
+    return 2;
+  }
+  if (!o.no_load && o.ko_dir.empty()) {
+    std::cerr << "lbsim: --ko-dir DIR is required (or --no-load when the modules are loaded)\n";
+    return 2;
+  }
+
+  sim::Tun tun = SetUpNetwork(o);
+  sim::Modules modules(o.ko_dir, o.no_load);
+  sim::Context ctx{tun, modules};
+  if (!o.no_load) {
+    // Start from a clean slate: a module left loaded would hide load failures.
+    for (const char* m : {"toa", "uoa"})
+      if (Selected(o, m)) modules.UnloadIfLoaded(m);
+  }
+
+  int passed = 0, failed = 0;
+  std::set<std::string> used_modules;
+  for (const auto& c : cases) {
+    if (o.no_load && (!c.params || !c.params->empty())) {
+      std::cerr << "lbsim: skipping " << c.module << "/" << c.name
+                << ": it loads the module itself or needs parameters (--no-load)\n";
+      continue;
+    }
+    used_modules.insert(c.module);
+    unsigned long taint_before = sim::OopsOrWarnTaint();
+    sim::CaseResult r;
+    if (c.params) {
+      if (auto st = modules.Ensure(c.module, *c.params); !st)
+        r = sim::CaseResult::Fail("module not ready: " + st.error().message);
+    }
+    if (r.detail.empty()) {
+      tun.Drain();
+      r = c.run(ctx);
+    }
+    unsigned long taint_after = sim::OopsOrWarnTaint();
+    if (taint_after & ~taint_before) {
+      r.pass = false;
+      r.detail = "kernel oops/WARN during the case (taint " + std::to_string(taint_after) +
+                 "); " + r.detail;
+    }
+    nlohmann::json j = {{"module", c.module},
+                        {"case", c.name},
+                        {"result", r.pass ? "pass" : "fail"},
+                        {"detail", r.detail}};
+    Print("LBSIM-RESULT " + j.dump());
+    (r.pass ? passed : failed)++;
+  }
+  if (!o.no_load) {
+    for (const auto& m : used_modules)
+      if (auto st = modules.UnloadIfLoaded(m); !st)
+        std::cerr << "lbsim: final unload: " << st.error().message << "\n";
+  }
+  Print("LBSIM-DONE passed=" + std::to_string(passed) + " failed=" + std::to_string(failed));
+  return failed ? 1 : 0;
+}
+
+int Bench(const Options& o) {
+  std::vector<sim::Benchmark> benches;
+  if (Selected(o, "toa"))
+    for (auto& b : sim::ToaBenchmarks()) benches.push_back(std::move(b));
+  if (Selected(o, "uoa"))
+    for (auto& b : sim::UoaBenchmarks()) benches.push_back(std::move(b));
+  std::set<std::string> wanted(o.cases.begin(), o.cases.end());
+  if (!wanted.empty()) {
+    std::vector<sim::Benchmark> kept;
+    for (auto& b : benches)
+      if (wanted.count(b.name)) kept.push_back(std::move(b));
+    benches.swap(kept);
+  }
+  if (o.list) {
+    for (const auto& b : benches) std::cout << b.module << " " << b.name << "\n";
+    return 0;
+  }
+  if (benches.empty()) {
+    std::cerr << "lbsim: no benchmark for --module " << o.module << "\n";
+    return 2;
+  }
+  if (o.no_load || o.ko_dir.empty()) {
+    std::cerr << "lbsim: benchmarks compare loaded and not loaded: give --ko-dir (no --no-load)\n";
+    return 2;
+  }
+  sim::Tun tun = SetUpNetwork(o);
+  sim::Modules modules(o.ko_dir, false);
+  sim::Context ctx{tun, modules};
+  ctx.bench_rounds = o.rounds;
+  ctx.bench_connections = o.connections;
+  int failed = 0;
+  for (const auto& b : benches) {
+    auto r = b.run(ctx);
+    if (!r) {
+      nlohmann::json j = {{"module", b.module}, {"bench", b.name}, {"error", r.error().message}};
+      Print("LBSIM-BENCH " + j.dump());
+      failed++;
+      continue;
+    }
+    nlohmann::json j = *r;
+    j["module"] = b.module;
+    j["bench"] = b.name;
+    Print("LBSIM-BENCH " + j.dump());
+  }
+  for (const char* m : {"toa", "uoa"}) modules.UnloadIfLoaded(m);
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"lbsim: load-balancer simulator and in-guest test driver for TOA/UOA"};
+  app.require_subcommand(1);
+  Options o;
+  auto add_common = [&](CLI::App* sub) {
+    sub->add_option("--ko-dir", o.ko_dir, "directory holding toa.ko / uoa.ko");
+    sub->add_option("--module", o.module, "toa, uoa or all")
+        ->check(CLI::IsMember({"toa", "uoa", "all"}));
+    sub->add_flag("--netns", o.netns, "unshare a fresh network namespace first (host selftest)");
+    sub->add_flag("--no-load", o.no_load,
+                  "use the modules as already loaded; skip cases that (re)load them");
+    sub->add_flag("--list", o.list, "list the names and exit");
+  };
+  auto* run = app.add_subcommand("run", "run the test cases");
+  add_common(run);
+  run->add_option("--case", o.cases, "only these cases (repeat or comma-separate)")
+      ->delimiter(',');
+  auto* bench = app.add_subcommand("bench", "run the benchmarks");
+  add_common(bench);
+  bench->add_option("--case", o.cases, "only these benchmarks")->delimiter(',');
+  bench->add_option("--rounds", o.rounds, "loaded/not-loaded alternations (>= 3)")
+      ->check(CLI::Range(1, 100));
+  bench->add_option("--connections", o.connections, "connections per measurement")
+      ->check(CLI::Range(10, 1000000));
+  CLI11_PARSE(app, argc, argv);
+  RaiseFdLimit();
+  if (run->parsed()) return Run(o);
+  return Bench(o);
+}

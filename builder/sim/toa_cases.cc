@@ -1,0 +1,345 @@
+// The TOA cases of issue 3. Most are one row: which listener, what the
+// balancer puts in the ACK and in the first data segment, what the server must
+// see. A few (many connections, rmmod under load, a socket outliving rmmod)
+// are small functions.
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "sim/sim.h"
+#include "sim/toa_conn.h"
+
+namespace sim {
+namespace {
+
+// ---------------------------------------------------------------- one-row cases
+
+CaseResult RowCase(Context& ctx, const ToaConn& conn) {
+  if (conn.expect == Expect::kBalancer) {
+    // "Peer unchanged" also holds without the module: first prove the module
+    // is loaded and honours a valid option from the trusted balancer.
+    ToaConn control;
+    control.client = {net::ClientV4(200), 40200};
+    control.ack_options = ToaOption(control.client);
+    auto c = RunToaConn(ctx, control);
+    if (!c.pass)
+      return CaseResult::Fail("control connection with a valid option was not honoured "
+                              "(module not effective): " + c.detail);
+  }
+  return RunToaConn(ctx, conn);
+}
+
+Case Row(const char* name, std::string params, ToaConn conn) {
+  return {"toa", name, std::move(params), [conn](Context& ctx) { return RowCase(ctx, conn); }};
+}
+
+ToaConn InAck(Listener l, Endpoint client, Expect e = Expect::kClient) {
+  ToaConn c;
+  c.listener = l;
+  c.client = client;
+  c.ack_options = ToaOption(client);
+  c.expect = e;
+  return c;
+}
+
+// Option bytes placed in the ACK, the peer must stay the balancer.
+ToaConn Ignored(Bytes ack_options) {
+  ToaConn c;
+  c.client = {net::ClientV4(66), 40066};
+  c.ack_options = std::move(ack_options);
+  c.expect = Expect::kBalancer;
+  return c;
+}
+
+// A TOA option with a given length byte, its body taken from a valid one.
+Bytes WithLength(uint8_t len, size_t total_bytes) {
+  Bytes o = ToaOption({net::ClientV6(66), 40066});
+  o[1] = len;
+  o.resize(total_bytes);
+  return o;
+}
+
+// ---------------------------------------------------------------- function cases
+
+// Once the application has read data, a later option must not change the peer.
+CaseResult LaterOptionIgnored(Context& ctx) {
+  Endpoint first{net::ClientV4(31), 40031}, later{net::ClientV4(32), 40032};
+  ToaConn c;
+  c.client = first;
+  c.ack_options = ToaOption(first);
+  c.later_data_options = ToaOption(later);
+  return RunToaConn(ctx, c);
+}
+
+// 1,000 connections open at once, each with its own client address
+// (254 IPv4 + 746 IPv6), each reported right, then checked again at the end.
+CaseResult ManyConnections(Context& ctx) {
+  constexpr int kCount = 1000, kV4 = 254;
+  Endpoint s4{net::ServerV4(), ctx.NextServerPort()}, s6{net::ServerV6(), ctx.NextServerPort()};
+  auto l4 = Listen(s4, false, 1024), l6 = Listen(s6, false, 1024);
+  if (!l4 || !l6) return CaseResult::Fail(!l4 ? l4.error().message : l6.error().message);
+  std::vector<Fd> fds;
+  std::vector<Endpoint> clients;
+  for (int i = 0; i < kCount; i++) {
+    bool v4 = i < kV4;
+    Endpoint client{v4 ? net::ClientV4(uint32_t(i)) : net::ClientV6(uint32_t(i)),
+                    uint16_t(30000 + i)};
+    Endpoint server = v4 ? s4 : s6;
+    Endpoint bal{v4 ? net::BalancerV4() : net::BalancerV6(), ctx.NextBalancerPort()};
+    BalancerConnection bc(ctx.tun, bal, server);
+    if (auto st = bc.Handshake(); !st)
+      return CaseResult::Fail("connection " + std::to_string(i) + ": " + st.error().message);
+    if (auto st = bc.SendAck(ToaOption(client)); !st)
+      return CaseResult::Fail(st.error().message);
+    Endpoint accepted;
+    auto fd = AcceptWithin(v4 ? l4->get() : l6->get(), 5000, &accepted);
+    if (!fd) return CaseResult::Fail("connection " + std::to_string(i) + ": " + fd.error().message);
+    if (accepted != client)
+      return CaseResult::Fail("connection " + std::to_string(i) + ": accept() gave " +
+                              accepted.ToString() + ", want " + client.ToString());
+    fds.push_back(std::move(*fd));
+    clients.push_back(client);
+  }
+  int wrong = 0;
+  std::string first_wrong;
+  for (size_t i = 0; i < fds.size(); i++) {
+    auto peer = PeerName(fds[i].get());
+    if (!peer || *peer != clients[i]) {
+      if (!wrong++)
+        first_wrong = "connection " + std::to_string(i) + ": getpeername " +
+                      (peer ? peer->ToString() : peer.error().message) + ", want " +
+                      clients[i].ToString();
+    }
+  }
+  for (auto& fd : fds) CloseWithReset(fd);
+  if (wrong)
+    return CaseResult::Fail(std::to_string(wrong) + " of " + std::to_string(kCount) +
+                            " open connections reported a wrong peer; first: " + first_wrong);
+  return CaseResult::Pass(std::to_string(kCount) + " concurrent connections (" +
+                          std::to_string(kV4) + " IPv4, " + std::to_string(kCount - kV4) +
+                          " IPv6 clients) each reported their own client in accept() and "
+                          "getpeername()");
+}
+
+// Loopback connect+accept+getpeername until `stop`; counts and first error.
+struct LoopbackLoad {
+  std::atomic<int> done{0}, errors{0};
+  std::string first_error;
+  void Run(uint16_t port, const std::atomic<bool>& stop) {
+    Endpoint where{Ip("127.0.0.1"), port};
+    auto l = Listen(where);
+    if (!l) {
+      errors++;
+      first_error = l.error().message;
+      return;
+    }
+    while (!stop) {
+      Fd c(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      sockaddr_storage ss;
+      socklen_t len = ToSockaddr(where, &ss);
+      if (connect(c.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0) {
+        if (!errors++) first_error = "loopback connect failed";
+        continue;
+      }
+      auto local = SockName(c.get());
+      Endpoint accepted;
+      auto a = AcceptWithin(l->get(), 5000, &accepted);
+      if (!a || !local || accepted != *local) {
+        if (!errors++) first_error = a ? "loopback accept() peer is not the connecting socket"
+                                       : a.error().message;
+        continue;
+      }
+      CloseWithReset(*a);
+      CloseWithReset(c);
+      done++;
+    }
+  }
+};
+
+// TOA connections through the TUN until `stop`; the peer must be the client
+// (module in) or the balancer (module out at that moment), nothing else.
+struct TunLoad {
+  std::atomic<int> done{0}, honoured{0}, errors{0};
+  std::string first_error;
+  void Run(Context& ctx, uint16_t server_port, const std::atomic<bool>& stop) {
+    Endpoint server{net::ServerV4(), server_port};
+    auto l = Listen(server);
+    if (!l) {
+      errors++;
+      first_error = l.error().message;
+      return;
+    }
+    for (uint32_t i = 0; !stop; i++) {
+      Endpoint client{net::ClientV4(i), uint16_t(41000 + i % 20000)};
+      Endpoint bal{net::BalancerV4(), ctx.NextBalancerPort()};
+      BalancerConnection bc(ctx.tun, bal, server);
+      Endpoint accepted;
+      util::Status st = bc.Handshake();
+      if (st) st = bc.SendAck(ToaOption(client));
+      util::Result<Fd> fd = util::MakeError("");
+      if (st) {
+        fd = AcceptWithin(l->get(), 5000, &accepted);
+        if (!fd) st = fd.error();
+      }
+      if (!st) {
+        if (!errors++) first_error = st.error().message;
+        continue;
+      }
+      if (accepted == client) {
+        honoured++;
+      } else if (accepted != bal) {
+        if (!errors++) first_error = "peer " + accepted.ToString() + " is neither client nor balancer";
+      }
+      CloseWithReset(*fd);
+      done++;
+    }
+  }
+};
+
+CaseResult RmmodInsmodUnderLoad(Context& ctx) {
+  constexpr int kCycles = 20;
+  if (auto st = ctx.modules.Ensure("toa", ""); !st) return CaseResult::Fail(st.error().message);
+  std::atomic<bool> stop{false};
+  LoopbackLoad loop;
+  TunLoad tun;
+  uint16_t loop_port = ctx.NextServerPort(), tun_port = ctx.NextServerPort();
+  std::thread t1([&] { loop.Run(loop_port, stop); });
+  std::thread t2([&] { tun.Run(ctx, tun_port, stop); });
+  std::string failure;
+  for (int i = 0; i < kCycles && failure.empty(); i++) {
+    // Let traffic flow through the loaded module before each removal.
+    int seen = tun.done + loop.done;
+    for (int w = 0; w < 200 && tun.done + loop.done < seen + 4; w++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (auto st = ctx.modules.Unload("toa"); !st) {
+      failure = "cycle " + std::to_string(i) + ": " + st.error().message;
+      break;
+    }
+    seen = tun.done + loop.done;
+    for (int w = 0; w < 200 && tun.done + loop.done < seen + 2; w++)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (auto st = ctx.modules.Load("toa", ""); !st)
+      failure = "cycle " + std::to_string(i) + ": " + st.error().message;
+  }
+  stop = true;
+  t1.join();
+  t2.join();
+  if (!failure.empty()) return CaseResult::Fail(failure);
+  std::string counts = std::to_string(kCycles) + " rmmod/insmod cycles with " +
+                       std::to_string(tun.done) + " TUN connections (" +
+                       std::to_string(tun.honoured) + " with the client honoured) and " +
+                       std::to_string(loop.done) + " loopback connections";
+  if (tun.errors || loop.errors)
+    return CaseResult::Fail(counts + "; errors: " + std::to_string(tun.errors) + " TUN (" +
+                            tun.first_error + "), " + std::to_string(loop.errors) +
+                            " loopback (" + loop.first_error + ")");
+  if (tun.honoured == 0) return CaseResult::Fail(counts + ": the module never honoured an option");
+  // After the last insmod the module must work again.
+  ToaConn check;
+  check.client = {net::ClientV4(77), 40077};
+  check.ack_options = ToaOption(check.client);
+  auto r = RunToaConn(ctx, check);
+  if (!r.pass) return CaseResult::Fail(counts + "; after the last insmod: " + r.detail);
+  return CaseResult::Pass(counts + "; module works after the last insmod");
+}
+
+// A connection accepted while the module was loaded keeps working after rmmod
+// and then reports its true peer (the balancer).
+CaseResult SocketOutlivesRmmod(Context& ctx) {
+  if (auto st = ctx.modules.Ensure("toa", ""); !st) return CaseResult::Fail(st.error().message);
+  Endpoint server{net::ServerV4(), ctx.NextServerPort()};
+  auto l = Listen(server);
+  if (!l) return CaseResult::Fail(l.error().message);
+  Endpoint client{net::ClientV4(88), 40088}, bal{net::BalancerV4(), ctx.NextBalancerPort()};
+  BalancerConnection bc(ctx.tun, bal, server);
+  if (auto st = bc.Handshake(); !st) return CaseResult::Fail(st.error().message);
+  if (auto st = bc.SendAck(ToaOption(client)); !st) return CaseResult::Fail(st.error().message);
+  Endpoint accepted;
+  auto fd = AcceptWithin(l->get(), 5000, &accepted);
+  if (!fd) return CaseResult::Fail(fd.error().message);
+  auto before = PeerName(fd->get());
+  if (!before || *before != client)
+    return CaseResult::Fail("before rmmod the peer is " +
+                            (before ? before->ToString() : before.error().message) + ", want " +
+                            client.ToString() + " (module not effective)");
+  if (auto st = ctx.modules.Unload("toa"); !st) return CaseResult::Fail(st.error().message);
+  auto after = PeerName(fd->get());
+  if (!after || *after != bal)
+    return CaseResult::Fail("after rmmod getpeername is " +
+                            (after ? after->ToString() : after.error().message) +
+                            ", want the true peer " + bal.ToString());
+  // The connection itself still carries data.
+  const Bytes payload{'s', 't', 'i', 'l', 'l'};
+  if (auto st = bc.SendData(payload); !st) return CaseResult::Fail(st.error().message);
+  auto got = RecvWithin(fd->get(), 64, 5000);
+  if (!got || *got != payload)
+    return CaseResult::Fail("after rmmod the connection lost data: " +
+                            (got ? std::to_string(got->size()) + " bytes" : got.error().message));
+  CloseWithReset(*fd);
+  return CaseResult::Pass("peer " + client.ToString() + " while loaded; after rmmod " +
+                          bal.ToString() + " and data still flows");
+}
+
+}  // namespace
+
+std::vector<Case> ToaCases() {
+  const Endpoint c4{net::ClientV4(10), 40010}, c6{net::ClientV6(10), 40010};
+  std::vector<Case> cases;
+
+  cases.push_back(Row("ipv4_client", "", InAck(Listener::kV4, c4)));
+  cases.push_back(Row("ipv6_client", "", InAck(Listener::kV6, c6)));
+  cases.push_back(Row("dual_stack_ipv4_client", "", InAck(Listener::kDualStack, c4)));
+  cases.push_back(Row("nat64_lookup", "", InAck(Listener::kV4, c6, Expect::kNat64)));
+
+  ToaConn in_data;
+  in_data.client = {net::ClientV4(11), 40011};
+  in_data.data_options = ToaOption(in_data.client);
+  cases.push_back(Row("option_in_first_data", "", in_data));
+  cases.push_back({"toa", "later_option_ignored_after_read", "", LaterOptionIgnored});
+
+  ToaConn none;
+  none.client = {net::ClientV4(12), 40012};
+  none.expect = Expect::kBalancer;
+  cases.push_back(Row("no_option", "", none));
+
+  ToaConn mixed;
+  mixed.client = {net::ClientV4(13), 40013};
+  mixed.ack_options = Concat({{1, 1},                               // NOP NOP
+                              {8, 10, 0, 0, 0, 1, 0, 0, 0, 0},      // timestamps
+                              MssOption(1400),                      // MSS
+                              {4, 2},                               // SACK permitted
+                              {1},                                  // NOP
+                              ToaOption(mixed.client)});
+  cases.push_back(Row("option_after_other_options", "", mixed));
+
+  cases.push_back(Row("malformed_length_0", "", Ignored(WithLength(0, 8))));
+  cases.push_back(Row("malformed_length_1", "", Ignored(WithLength(1, 8))));
+  cases.push_back(Row("malformed_length_7", "", Ignored(WithLength(7, 8))));    // 7 + EOL
+  cases.push_back(Row("malformed_length_19", "", Ignored(WithLength(19, 20))));  // 19 + EOL
+  // Length 20 claimed with only 10 bytes of option space left after NOPs.
+  cases.push_back(Row("malformed_past_header", "",
+                      Ignored(Concat({{1, 1}, WithLength(20, 10)}))));
+  // The option area ends right after the kind byte: no length byte at all.
+  cases.push_back(Row("malformed_truncated_header", "", Ignored({1, 1, 1, 254})));
+
+  ToaConn unknown = Ignored(ToaOption({net::ClientV4(14), 40014}, 253));
+  cases.push_back(Row("unknown_kind_ignored", "", unknown));
+
+  ToaConn kind200 = InAck(Listener::kV4, {net::ClientV4(15), 40015});
+  kind200.ack_options = ToaOption(kind200.client, 200);
+  cases.push_back(Row("kinds_param_accepts_200", "kinds=254,200", kind200));
+
+  // The control connection (from the trusted 198.51.100.2) must be honoured,
+  // the same option from 198.51.100.9 ignored.
+  ToaConn untrusted = InAck(Listener::kV4, {net::ClientV4(16), 40016}, Expect::kBalancer);
+  untrusted.balancer = Ip("198.51.100.9");
+  cases.push_back(Row("untrusted_source_ignored",
+                      "trusted_sources=198.51.100.2/32,2001:db8:100::2/128", untrusted));
+
+  cases.push_back({"toa", "many_connections_1000", "", ManyConnections});
+  cases.push_back({"toa", "rmmod_insmod_under_load_20", std::nullopt, RmmodInsmodUnderLoad});
+  cases.push_back({"toa", "socket_outlives_rmmod", std::nullopt, SocketOutlivesRmmod});
+  return cases;
+}
+
+}  // namespace sim

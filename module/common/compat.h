@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one place where kernel differences live (3.10 to 7.x).
+ *
+ * Prefer feature tests (a macro the newer API defines) over version
+ * numbers: distribution kernels (Debian stable updates, RHEL) backport
+ * APIs without changing LINUX_VERSION_CODE. Version numbers are used only
+ * where the change left nothing to test for, and each such use says why.
+ */
+#ifndef TB_COMPAT_H
+#define TB_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/kprobes.h>
+#include <linux/ptrace.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/tcp.h>
+#include <net/sock.h>
+
+#ifndef CONFIG_KPROBES
+#error "toa-build modules need CONFIG_KPROBES (and CONFIG_KRETPROBES)"
+#endif
+#ifndef CONFIG_KRETPROBES
+#error "toa-build modules need CONFIG_KRETPROBES"
+#endif
+
+/*
+ * Function arguments inside a probe handler, by position (1-based). The
+ * probed functions keep their leading arguments stable even where later
+ * ones were added (syn_recv_sock grew a seventh in 6.1.192 and 7.2), so
+ * nothing here depends on a full signature. regs_get_kernel_argument()
+ * is a plain inline function (no macro to test for) and only exists since
+ * 4.20, so the two common ABIs read the registers directly.
+ */
+#if defined(CONFIG_X86_64)
+static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
+{
+	switch (n) {
+	case 1: return regs->di;
+	case 2: return regs->si;
+	case 3: return regs->dx;
+	case 4: return regs->cx;
+	case 5: return regs->r8;
+	default: return regs->r9;
+	}
+}
+#elif defined(CONFIG_ARM64)
+static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
+{
+	return regs->regs[n - 1];
+}
+#else
+static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
+{
+	return regs_get_kernel_argument(regs, n - 1);
+}
+#endif
+
+#define tb_probe_retval(regs)	regs_return_value(regs)
+
+/*
+ * proto_ops->getname: before 4.17 it was (sock, addr, int *len, peer)
+ * returning 0; since 4.17 it is (sock, addr, peer) returning the length.
+ * The function-pointer type cannot be feature-tested, hence the version.
+ * (RHEL 7's 3.10 keeps the old form.)
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(4, 17, 0)
+#define TB_GETNAME_PEER_ARG	4
+#else
+#define TB_GETNAME_PEER_ARG	3
+#endif
+
+/* The IPv6 peer address of a socket; sk_v6_daddr is a macro since 3.13. */
+#if IS_ENABLED(CONFIG_IPV6)
+#ifdef sk_v6_daddr
+#define tb_sk_v6_daddr(sk)	((sk)->sk_v6_daddr)
+#else
+#define tb_sk_v6_daddr(sk)	(inet6_sk(sk)->daddr)
+#endif
+#endif
+
+/*
+ * Has the application read anything from this connection yet? The first
+ * byte of the stream is at rcv_nxt - bytes_received (every in-order byte
+ * advances both); nothing was read while copied_seq still points there.
+ * bytes_received is a struct member (nothing to test for) added in 4.1;
+ * older kernels use the stricter "nothing received is unread yet".
+ */
+static inline bool tb_tcp_nothing_read(const struct sock *sk)
+{
+	const struct tcp_sock *tp = tcp_sk(sk);
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 1, 0)
+	return READ_ONCE(tp->copied_seq) ==
+	       (u32)(tp->rcv_nxt - (u32)tp->bytes_received);
+#else
+	return READ_ONCE(tp->copied_seq) == tp->rcv_nxt;
+#endif
+}
+
+/*
+ * /proc files: proc_create_single() (a macro, 4.18+) needs no
+ * file_operations / proc_ops (the latter replaced the former in 5.6).
+ */
+#ifdef proc_create_single
+#define tb_proc_create_single(name, mode, parent, show) \
+	proc_create_single(name, mode, parent, show)
+#else
+static int tb_proc_single_open(struct inode *inode, struct file *file)
+{
+	return single_open(file, PDE_DATA(inode), NULL);
+}
+
+static const struct file_operations tb_proc_single_fops = {
+	.owner = THIS_MODULE,
+	.open = tb_proc_single_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = single_release,
+};
+
+#define tb_proc_create_single(name, mode, parent, show) \
+	proc_create_data(name, mode, parent, &tb_proc_single_fops, \
+			 (void *)(show))
+#endif
+
+#ifndef READ_ONCE
+#define READ_ONCE(x)	ACCESS_ONCE(x)
+#endif
+
+#endif /* TB_COMPAT_H */

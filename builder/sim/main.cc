@@ -119,6 +119,8 @@ int Run(const Options& o) {
     if (r.detail.empty()) {
       tun.Drain();
       r = c.run(ctx);
+      if (o.no_load && !r.pass && !sim::Modules::IsLoaded(c.module))
+        r.detail = c.module + " is not loaded (--no-load); " + r.detail;
     }
     unsigned long taint_after = sim::OopsOrWarnTaint();
     if (taint_after & ~taint_before) {

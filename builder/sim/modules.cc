@@ -65,7 +65,8 @@ util::Status Modules::UnloadIfLoaded(const std::string& name) {
 
 util::Status Modules::Ensure(const std::string& name, const std::string& params) {
   if (no_load_) {
-    if (!IsLoaded(name)) return util::MakeError(name + " is not loaded (--no-load)");
+    // Not loaded: the case still runs (TUN and handshake plumbing) and fails
+    // on what the server sees; the runner notes the missing module.
     if (!params.empty())
       return util::MakeError("needs " + name + " loaded with \"" + params + "\" (--no-load)");
     return util::Ok{};

@@ -188,9 +188,11 @@ Bytes Concat(std::initializer_list<Bytes> parts) {
 }
 
 Bytes ToaOption(const Endpoint& client, uint8_t kind) {
-  Bytes o{kind, uint8_t(client.addr.is_v4() ? 8 : 20), uint8_t(client.port >> 8),
-          uint8_t(client.port & 0xff)};
-  o.insert(o.end(), client.addr.bytes, client.addr.bytes + client.addr.size());
+  Bytes o(4 + client.addr.size());
+  o[0] = kind;
+  o[1] = uint8_t(o.size());
+  Put16(o, 2, client.port);
+  memcpy(&o[4], client.addr.bytes, client.addr.size());
   return o;
 }
 

@@ -26,7 +26,9 @@ CaseResult RowCase(Context& ctx, const ToaConn& conn) {
       return CaseResult::Fail("control connection with a valid option was not honoured "
                               "(module not effective): " + c.detail);
   }
-  return RunToaConn(ctx, conn);
+  auto r = RunToaConn(ctx, conn);
+  if (conn.expect == Expect::kBalancer) r.detail = "control option honoured; " + r.detail;
+  return r;
 }
 
 Case Row(const char* name, std::string params, ToaConn conn) {

@@ -2,12 +2,14 @@
 // delete_module(2): the guest has busybox only, and cases need per-case
 // parameters.
 #include <fcntl.h>
+#include <sys/klog.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "sim/sim.h"
@@ -82,6 +84,29 @@ unsigned long OopsOrWarnTaint() {
   unsigned long t = 0;
   in >> t;
   return t & ((1UL << 7) | (1UL << 9));  // TAINT_DIE, TAINT_WARN
+}
+
+std::string KernelLog() {
+  int size = klogctl(10 /* SYSLOG_ACTION_SIZE_BUFFER */, nullptr, 0);
+  if (size <= 0) size = 1 << 20;
+  std::string buf(size_t(size), '\0');
+  int n = klogctl(3 /* SYSLOG_ACTION_READ_ALL */, buf.data(), size);
+  buf.resize(n > 0 ? size_t(n) : 0);
+  return buf;
+}
+
+util::Result<std::map<std::string, uint64_t>> ReadCounters(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return util::MakeError("cannot read " + path + ": " + strerror(errno));
+  std::map<std::string, uint64_t> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::string name, extra;
+    uint64_t value;
+    if (ls >> name >> value && !(ls >> extra)) out[name] = value;
+  }
+  return out;
 }
 
 }  // namespace sim

@@ -269,6 +269,11 @@ class Modules {
 
 // Kernel taint bits D (oops) and W (warning) from /proc/sys/kernel/tainted.
 unsigned long OopsOrWarnTaint();
+// The kernel log (klogctl READ_ALL), for "module loaded" messages.
+std::string KernelLog();
+// "name number" lines of a stats file such as /proc/net/toa_stats; other
+// lines (per-CPU rows) are skipped.
+util::Result<std::map<std::string, uint64_t>> ReadCounters(const std::string& path);
 
 // ---------------------------------------------------------------- cases
 

@@ -2,6 +2,9 @@
 // balancer puts in the ACK and in the first data segment, what the server must
 // see. A few (many connections, rmmod under load, a socket outliving rmmod)
 // are small functions.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -282,6 +285,56 @@ CaseResult SocketOutlivesRmmod(Context& ctx) {
                           bal.ToString() + " and data still flows");
 }
 
+// Loading logs "TOA: toa loaded" (operators grep for it).
+CaseResult LoadMessage(Context& ctx) {
+  if (auto st = ctx.modules.UnloadIfLoaded("toa"); !st) return CaseResult::Fail(st.error().message);
+  // A marker in the kernel log, so only messages after it count.
+  std::string marker = "lbsim: loading toa " + std::to_string(ctx.NextServerPort());
+  int kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+  if (kmsg < 0 || write(kmsg, marker.data(), marker.size()) < 0) {
+    if (kmsg >= 0) close(kmsg);
+    return CaseResult::Fail("cannot write a marker to /dev/kmsg");
+  }
+  close(kmsg);
+  if (auto st = ctx.modules.Load("toa", ""); !st) return CaseResult::Fail(st.error().message);
+  std::string log = KernelLog();
+  size_t at = log.rfind(marker);
+  if (at == std::string::npos) return CaseResult::Fail("marker not found in the kernel log");
+  if (log.find("TOA: toa loaded", at) == std::string::npos)
+    return CaseResult::Fail("no \"TOA: toa loaded\" in the kernel log after loading");
+  return CaseResult::Pass("kernel log says \"TOA: toa loaded\"");
+}
+
+// /proc/net/toa_stats has the counters of issue 3 and they move.
+CaseResult StatsCounters(Context& ctx) {
+  const std::string path = "/proc/net/toa_stats";
+  const char* names[] = {"options_seen", "options_used", "malformed", "untrusted", "lookups"};
+  auto before = ReadCounters(path);
+  if (!before) return CaseResult::Fail(before.error().message);
+  for (const char* n : names)
+    if (!before->count(n)) return CaseResult::Fail(path + " has no counter \"" + n + "\"");
+  ToaConn used = InAck(Listener::kV4, {net::ClientV4(41), 40041});
+  ToaConn malformed = Ignored(WithLength(7, 8));
+  ToaConn untrusted = InAck(Listener::kV4, {net::ClientV4(42), 40042}, Expect::kBalancer);
+  untrusted.balancer = Ip("198.51.100.9");
+  ToaConn lookup = InAck(Listener::kV4, {net::ClientV6(43), 40043}, Expect::kNat64);
+  for (const ToaConn* c : {&used, &malformed, &untrusted, &lookup}) {
+    auto r = RunToaConn(ctx, *c);
+    if (!r.pass) return CaseResult::Fail("connection failed its own check: " + r.detail);
+  }
+  auto after = ReadCounters(path);
+  if (!after) return CaseResult::Fail(after.error().message);
+  std::string detail, missing;
+  for (const char* n : names) {
+    uint64_t delta = (*after)[n] - (*before)[n];
+    detail += std::string(detail.empty() ? "" : ", ") + n + " +" + std::to_string(delta);
+    if (delta == 0) missing += std::string(missing.empty() ? "" : ", ") + n;
+  }
+  if (!missing.empty())
+    return CaseResult::Fail("counters did not move: " + missing + " (" + detail + ")");
+  return CaseResult::Pass(detail);
+}
+
 }  // namespace
 
 std::vector<Case> ToaCases() {
@@ -338,6 +391,9 @@ std::vector<Case> ToaCases() {
   cases.push_back(Row("untrusted_source_ignored",
                       "trusted_sources=198.51.100.2/32,2001:db8:100::2/128", untrusted));
 
+  cases.push_back({"toa", "load_message", std::nullopt, LoadMessage});
+  cases.push_back({"toa", "proc_toa_stats", "trusted_sources=198.51.100.2/32,2001:db8:100::2/128",
+                   StatsCounters});
   cases.push_back({"toa", "many_connections_1000", "", ManyConnections});
   cases.push_back({"toa", "rmmod_insmod_under_load_20", std::nullopt, RmmodInsmodUnderLoad});
   cases.push_back({"toa", "socket_outlives_rmmod", std::nullopt, SocketOutlivesRmmod});

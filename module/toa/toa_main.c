@@ -9,8 +9,8 @@
  * linked, no kernel text or read-only data is written, and the probed
  * functions are used by argument position only.
  *
- *   tcp_v4/v6_syn_recv_sock  the ACK completing the handshake (argument 2)
- *                            and the new child socket (return value)
+ *   tcp_child_process        the new socket and the ACK that completed
+ *                            the handshake
  *   tcp_rcv_established      options in data segments, until the
  *                            application has read data
  *   inet_getname/inet6_getname  rewrite the peer address (getpeername and
@@ -283,52 +283,26 @@ static bool toa_parse_skb(const struct sk_buff *skb, struct toa_client *client)
 	return true;
 }
 
-/* ---- handshake: tcp_v4_syn_recv_sock / tcp_v6_syn_recv_sock ---- */
+/* ---- handshake: tcp_child_process ---- */
 
-struct toa_synrecv_data {
-	bool found;
+/*
+ * tcp_child_process(listener, child, skb) runs on the new socket with the
+ * ACK that completed the handshake (IPv4, IPv6, dual-stack and syncookie
+ * paths alike). The child is already in the accept queue but still
+ * bh-locked, and accept() takes lock_sock() on it before it reads its
+ * address, so the entry stored here is visible to accept() and
+ * getpeername(). An entry-only hook: no return trampoline per connection.
+ */
+static int toa_child_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	struct sock *child = (struct sock *)tb_probe_arg(regs, 2);
+	struct sk_buff *skb = (struct sk_buff *)tb_probe_arg(regs, 3);
 	struct toa_client client;
-};
 
-static int toa_synrecv_entry(struct kretprobe_instance *ri,
-			     struct pt_regs *regs)
-{
-	struct toa_synrecv_data *d = (struct toa_synrecv_data *)ri->data;
-	struct sk_buff *skb = (struct sk_buff *)tb_probe_arg(regs, 2);
-
-	d->found = toa_parse_skb(skb, &d->client);
-	/* No option and nothing stored anywhere: skip the return hook. */
-	if (!d->found && !atomic_read(&toa_nr_entries))
-		return 1;
-	return 0;
-}
-
-static int toa_synrecv_v6_entry(struct kretprobe_instance *ri,
-				struct pt_regs *regs)
-{
-	struct sk_buff *skb = (struct sk_buff *)tb_probe_arg(regs, 2);
-
-	/*
-	 * An IPv4 client on a dual-stack listener: tcp_v6_syn_recv_sock
-	 * calls tcp_v4_syn_recv_sock, whose own probe handles it.
-	 */
-	if (skb->protocol == htons(ETH_P_IP))
-		return 1;
-	return toa_synrecv_entry(ri, regs);
-}
-
-static int toa_synrecv_return(struct kretprobe_instance *ri,
-			      struct pt_regs *regs)
-{
-	struct toa_synrecv_data *d = (struct toa_synrecv_data *)ri->data;
-	struct sock *child = (struct sock *)tb_probe_retval(regs);
-
-	if (!child)
-		return 0;
-	if (d->found) {
-		toa_store(child, &d->client);
+	if (toa_parse_skb(skb, &client)) {
+		toa_store(child, &client);
 		tb_stats_inc(&toa_stats, TOA_STAT_USED);
-	} else {
+	} else if (atomic_read(&toa_nr_entries)) {
 		/* A fresh socket never carries an older socket's entry. */
 		toa_forget(child);
 	}
@@ -465,13 +439,6 @@ static struct nf_sockopt_ops toa_sockopts = {
 
 /* ---- probes ---- */
 
-static struct kretprobe toa_synrecv_v4_probe = {
-	.kp.symbol_name = "tcp_v4_syn_recv_sock",
-	.entry_handler = toa_synrecv_entry,
-	.handler = toa_synrecv_return,
-	.data_size = sizeof(struct toa_synrecv_data),
-};
-
 static struct kretprobe toa_getname_v4_probe = {
 	.kp.symbol_name = "inet_getname",
 	.entry_handler = toa_getname_entry,
@@ -480,13 +447,6 @@ static struct kretprobe toa_getname_v4_probe = {
 };
 
 #if IS_ENABLED(CONFIG_IPV6)
-static struct kretprobe toa_synrecv_v6_probe = {
-	.kp.symbol_name = "tcp_v6_syn_recv_sock",
-	.entry_handler = toa_synrecv_v6_entry,
-	.handler = toa_synrecv_return,
-	.data_size = sizeof(struct toa_synrecv_data),
-};
-
 static struct kretprobe toa_getname_v6_probe = {
 	.kp.symbol_name = "inet6_getname",
 	.entry_handler = toa_getname_entry,
@@ -499,14 +459,17 @@ static struct kretprobe *toa_kretprobes[] = {
 	&toa_getname_v4_probe,
 #if IS_ENABLED(CONFIG_IPV6)
 	&toa_getname_v6_probe,
-	&toa_synrecv_v6_probe,
 #endif
-	&toa_synrecv_v4_probe,
 };
 
 static struct kprobe toa_destroy_probe = {
 	.symbol_name = "tcp_v4_destroy_sock",
 	.pre_handler = toa_destroy_pre,
+};
+
+static struct kprobe toa_child_probe = {
+	.symbol_name = "tcp_child_process",
+	.pre_handler = toa_child_pre,
 };
 
 static struct kprobe toa_established_probe = {
@@ -523,7 +486,10 @@ static int toa_stats_show(struct seq_file *seq, void *v)
 
 	tb_stats_show(seq, &toa_stats);
 	for (i = 0; i < ARRAY_SIZE(toa_kretprobes); i++)
-		missed += toa_kretprobes[i]->nmissed;
+		missed += toa_kretprobes[i]->nmissed +
+			  toa_kretprobes[i]->kp.nmissed;
+	missed += toa_child_probe.nmissed + toa_established_probe.nmissed +
+		  toa_destroy_probe.nmissed;
 	seq_printf(seq, "entries %d\n", atomic_read(&toa_nr_entries));
 	seq_printf(seq, "probe_missed %lu\n", missed);
 	return 0;
@@ -612,7 +578,7 @@ static int __init toa_init(void)
 			max_t(int, 64, 4 * num_possible_cpus());
 	err = register_kretprobes(toa_kretprobes, ARRAY_SIZE(toa_kretprobes));
 	if (err) {
-		pr_err("cannot probe getname/syn_recv_sock (%d)\n", err);
+		pr_err("cannot probe inet_getname/inet6_getname (%d)\n", err);
 		goto unregister_destroy;
 	}
 	err = register_kprobe(&toa_established_probe);
@@ -621,9 +587,17 @@ static int __init toa_init(void)
 		       toa_established_probe.symbol_name, err);
 		goto unregister_kretprobes;
 	}
+	err = register_kprobe(&toa_child_probe);
+	if (err) {
+		pr_err("cannot probe %s (%d)\n", toa_child_probe.symbol_name,
+		       err);
+		goto unregister_established;
+	}
 	pr_info("toa loaded\n");
 	return 0;
 
+unregister_established:
+	unregister_kprobe(&toa_established_probe);
 unregister_kretprobes:
 	unregister_kretprobes(toa_kretprobes, ARRAY_SIZE(toa_kretprobes));
 unregister_destroy:
@@ -645,6 +619,7 @@ static void __exit toa_exit(void)
 	 * disarms pending returns), so once all probes are gone nothing but
 	 * getsockopt and /proc can reach the table; those go next.
 	 */
+	unregister_kprobe(&toa_child_probe);
 	unregister_kprobe(&toa_established_probe);
 	unregister_kretprobes(toa_kretprobes, ARRAY_SIZE(toa_kretprobes));
 	unregister_kprobe(&toa_destroy_probe);

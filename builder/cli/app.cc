@@ -14,6 +14,12 @@ int RunApplication(int argc, char** argv, util::ProcessRunner& runner, std::ostr
   SubcommandList commands;
   commands.push_back(MakeVerifyCommand());
   commands.push_back(MakeMatrixCommand());
+  commands.push_back(MakeDetectCommand());
+  commands.push_back(MakeDepsCommand());
+  commands.push_back(MakeInstallCommand());
+  commands.push_back(MakeUninstallCommand());
+  commands.push_back(MakeStatusCommand());
+  commands.push_back(MakeSelftestCommand());
 
   std::vector<std::pair<CLI::App*, Subcommand*>> apps;
   for (auto& c : commands) apps.emplace_back(app.add_subcommand(c->name(), c->description()), c.get());

@@ -36,6 +36,12 @@ using SubcommandList = std::vector<std::unique_ptr<Subcommand>>;
 // Each subcommand file defines a factory; app.cc lists them.
 std::unique_ptr<Subcommand> MakeVerifyCommand();
 std::unique_ptr<Subcommand> MakeMatrixCommand();
+std::unique_ptr<Subcommand> MakeDetectCommand();
+std::unique_ptr<Subcommand> MakeDepsCommand();
+std::unique_ptr<Subcommand> MakeInstallCommand();
+std::unique_ptr<Subcommand> MakeUninstallCommand();
+std::unique_ptr<Subcommand> MakeStatusCommand();
+std::unique_ptr<Subcommand> MakeSelftestCommand();
 
 // Runs the application on argv; returns the exit code.
 int RunApplication(int argc, char** argv, util::ProcessRunner& runner, std::ostream& out,

@@ -1,0 +1,77 @@
+// toa-build install: detect -> deps -> build (DKMS/kbuild/container) -> load
+// -> autoload -> self-test; idempotent, undone on failure.
+#include "cli/host_common.h"
+#include "host/installer.h"
+
+namespace cli {
+namespace {
+
+class InstallCommand : public Subcommand {
+ public:
+  const char* name() const override { return "install"; }
+  const char* description() const override {
+    return "Build, load and set up boot-time loading of the modules on this host (or --root)";
+  }
+  void Configure(CLI::App& app) override {
+    AddRootKernelOptions(app, args_);
+    app.add_option("--module", module_, "toa, uoa or all")->type_name("toa|uoa|all");
+    app.add_flag("--dry-run", args_.dry_run, "print the commands, one per line, and change nothing");
+    app.add_flag("--no-load", no_load_, "do not load the modules now (and skip the self-test)");
+    app_trusted_ = app.add_option("--trusted-sources", trusted_, "the balancers' CIDRs; options from others are ignored")
+        ->type_name("CIDR,...");
+  }
+  int Run(Context& ctx) override {
+    auto fail = [&](const std::string& msg) {
+      *ctx.err << "toa-build install: " << msg << "\n";
+      return 1;
+    };
+    auto modules = host::ParseModules(module_);
+    if (!modules) return fail(modules.error().message);
+    host::InstallOptions opts;
+    opts.modules = modules.value();
+    opts.no_load = no_load_;
+    if (trusted_given_()) {
+      // An empty value clears the filter (removes the options file).
+      if (!trusted_.empty())
+        if (auto s = host::ValidateTrustedSources(trusted_); !s) return fail(s.error().message);
+      opts.trusted_sources = trusted_;
+    }
+    opts.source_dir = ModuleSourceDir();
+    opts.lbsim = args_.root == "/" ? FindLbsim() : "";
+    auto det = DetectHost(args_);
+    if (!det) return fail(det.error().message);
+    host::RootFs root(args_.root);
+    util::RecordingProcessRunner recorder;
+    util::ProcessRunner& runner = args_.dry_run ? recorder : *ctx.runner;
+    host::Executor exec(root, runner, args_.dry_run);
+    auto s = host::RunInstall(exec, det.value(), opts);
+    if (args_.dry_run)
+      for (const auto& line : exec.lines()) *ctx.out << line << "\n";
+    if (!s) return fail(s.error().message);
+    if (args_.dry_run) return 0;
+    if (!exec.changed()) {
+      *ctx.out << "toa-build install: already installed for " << det->kernel << "; nothing changed\n";
+      return 0;
+    }
+    *ctx.out << "toa-build install: " << (module_ == "all" ? "toa, uoa" : module_) << " installed for "
+             << det->kernel << " (" << det->profile.build << ", autoload " << det->profile.autoload << ")"
+             << (no_load_ ? ", not loaded (--no-load)" : ", loaded") << "\n";
+    if (!no_load_ && opts.lbsim.empty())
+      *ctx.err << "toa-build install: self-test skipped: lbsim not found next to toa-build\n";
+    return 0;
+  }
+
+ private:
+  bool trusted_given_() const { return app_trusted_ && app_trusted_->count() > 0; }
+  HostArgs args_;
+  std::string module_ = "all";
+  bool no_load_ = false;
+  std::string trusted_;
+  CLI::Option* app_trusted_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Subcommand> MakeInstallCommand() { return std::make_unique<InstallCommand>(); }
+
+}  // namespace cli

@@ -62,7 +62,7 @@ const std::vector<Field>& Fields() {
               if (!n.IsSequence() || n.size() == 0)
                 return MakeError(where +
                                  "`image_packages` must be a non-empty list, e.g. "
-                                 "`image_packages: [linux-image-{kver}]`");
+                                 "`image_packages: [\"linux-image-{kver}\"]`");
               row.image_packages.clear();
               for (const auto& item : n) {
                 if (!item.IsScalar())

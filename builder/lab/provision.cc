@@ -212,7 +212,22 @@ util::Result<std::string> NewestInSuites(const std::string& madison, const std::
   return best;
 }
 
+// The root's apt configuration, rewritten on every cold provisioning so a
+// change here reaches existing roots without rebuilding them.
+const char* kAptConfig =
+    // Recommends would pull whole toolchains.
+    "APT::Install-Recommends \"false\";\n"
+    "APT::Install-Suggests \"false\";\n"
+    "Acquire::Languages \"none\";\n"
+    // _apt cannot write the download dirs we create as root.
+    "APT::Sandbox::User \"root\";\n"
+    // Mirrors here serve frozen snapshots: sid's and backports' Release files
+    // carry a Valid-Until that has passed, and apt would refuse them.
+    "Acquire::Check-Valid-Until \"false\";\n";
+
 util::Status WriteSources(const KernelRow& row, const std::string& root, bool* changed) {
+  if (auto st = util::WriteFileAtomic(root + "/etc/apt/apt.conf.d/90toa-build", kAptConfig); !st)
+    return st;
   // The root's own apt is the private apt configuration: its release in
   // sources.list (made with the root), each row's suites in sources.list.d.
   std::vector<std::pair<std::string, std::string>> wanted = {{row.suite, row.mirror}};
@@ -254,6 +269,9 @@ util::Result<RootSession> RootSession::Enter(const std::string& root,
     auto r = RunHost(runner, {"mount", "-t", "proc", "proc", root + "/proc"}, kMountTimeout,
                      "mount /proc in the build root");
     if (!r) return r.error();
+    // Remembered so the last user unmounts it even if the mount is not
+    // visible to us (another mount namespace).
+    util::WriteFileAtomic(users + ".mounted", root + "\n");
   }
   std::string user = users + "/" + std::to_string(::getpid()) + "." +
                      std::to_string(session_counter++);
@@ -279,7 +297,8 @@ void RootSession::Leave() {
   fs::remove(user_file_, ec);
   if (!lock) return;  // leave /proc mounted rather than pull it from under someone
   PruneDeadUsers(users_dir_);
-  if (DirEmpty(users_dir_) && IsMountPoint(root_ + "/proc")) {
+  if (DirEmpty(users_dir_) && (IsMountPoint(root_ + "/proc") || fs::exists(users_dir_ + ".mounted", ec))) {
+    fs::remove(users_dir_ + ".mounted", ec);
     util::ProcessSpec spec;
     spec.argv = {"umount", root_ + "/proc"};
     spec.timeout = kMountTimeout;
@@ -407,14 +426,6 @@ util::Result<EnsureResult> EnsureRoot(const KernelRow& row, util::ProcessRunner&
     // Only the release itself here; rows add their suites in sources.list.d.
     if (auto st = util::WriteFileAtomic(tmp + "/etc/apt/sources.list",
                                         "deb " + row.mirror + " " + row.root_release + " main\n");
-        !st)
-      return st.error();
-    // Recommends would pull whole toolchains; _apt cannot write our download dirs.
-    if (auto st = util::WriteFileAtomic(tmp + "/etc/apt/apt.conf.d/90toa-build",
-                                        "APT::Install-Recommends \"false\";\n"
-                                        "APT::Install-Suggests \"false\";\n"
-                                        "Acquire::Languages \"none\";\n"
-                                        "APT::Sandbox::User \"root\";\n");
         !st)
       return st.error();
     std::error_code ec;

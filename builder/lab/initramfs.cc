@@ -72,7 +72,131 @@ std::string Trim(const std::string& s) {
 
 const char* const kCompressedSuffixes[] = {".xz", ".zst", ".gz"};
 
+// Reads a kernel module from the image, decompressed: a copy goes to the
+// scratch dir and xz/zstd/gzip (through the runner) turn it into a plain .ko.
+util::Result<std::pair<std::string, std::string>> ReadKernelModule(const std::string& src_path,
+                                                                   const std::string& work_dir,
+                                                                   util::ProcessRunner& runner) {
+  fs::path src(src_path);
+  std::string file = src.filename().string();
+  std::string plain = file;
+  std::vector<std::string> argv;
+  auto ends = [&](const std::string& suffix) {
+    return file.size() > suffix.size() &&
+           file.compare(file.size() - suffix.size(), suffix.size(), suffix) == 0;
+  };
+  if (ends(".xz")) {
+    plain = file.substr(0, file.size() - 3);
+    argv = {"xz", "-d", "-f", "-q"};
+  } else if (ends(".zst")) {
+    plain = file.substr(0, file.size() - 4);
+    argv = {"zstd", "-d", "-f", "-q", "--rm"};
+  } else if (ends(".gz")) {
+    plain = file.substr(0, file.size() - 3);
+    argv = {"gzip", "-d", "-f", "-q"};
+  }
+  if (argv.empty()) {
+    auto r = util::ReadFile(src.string());
+    if (!r) return util::MakeError("cannot read " + src.string());
+    return std::make_pair(plain, std::move(*r));
+  }
+  boost::system::error_code ec;
+  fs::create_directories(work_dir, ec);
+  fs::path copy = fs::path(work_dir) / file;
+  fs::copy_file(src, copy, fs::copy_option::overwrite_if_exists, ec);
+  if (ec) return util::MakeError("cannot copy " + src.string() + ": " + ec.message());
+  argv.push_back(copy.string());
+  util::ProcessSpec decompress;
+  decompress.argv = argv;
+  decompress.timeout = std::chrono::seconds(60);
+  auto r = runner.RunChecked(decompress, "decompress " + file);
+  if (!r) return util::MakeError(r.error().message);
+  auto out = util::ReadFile((fs::path(work_dir) / plain).string());
+  if (!out) return util::MakeError("decompressing " + file + " left no " + plain);
+  fs::remove(copy, ec);
+  fs::remove(fs::path(work_dir) / plain, ec);
+  return std::make_pair(plain, std::move(*out));
+}
+
+// The kernel modules the spec asks for plus their dependencies, in load
+// order, as (file name in /kmod, content). Uses modules.dep when the image
+// has one, else finds modules by name in the tree and follows .modinfo.
+util::Result<std::vector<std::pair<std::string, std::string>>> CollectKernelModules(
+    const InitramfsSpec& spec, util::ProcessRunner& runner) {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string& dir = spec.kernel_modules_dir;
+  auto builtin = util::ReadFile(dir + "/modules.builtin");
+  std::string builtin_text = builtin ? *builtin : "";
+  if (auto dep = util::ReadFile(dir + "/modules.dep"); dep) {
+    auto order = ResolveKernelModules(*dep, builtin_text, spec.kernel_modules);
+    if (!order) return util::MakeError(order.error().message);
+    for (const auto& rel : *order) {
+      auto m = ReadKernelModule(dir + "/" + rel, spec.work_dir, runner);
+      if (!m) return util::MakeError(m.error().message);
+      out.push_back(std::move(*m));
+    }
+    return out;
+  }
+  boost::system::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return util::MakeError("no kernel modules dir " + dir + " (is the kernel image unpacked?)");
+  std::map<std::string, std::string> path_of;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.find(".ko") == std::string::npos || !fs::is_regular_file(it->path(), ec)) continue;
+    path_of.emplace(KernelModuleName(name), it->path().string());
+  }
+  std::set<std::string> builtin_names, placed, visiting;
+  std::istringstream bin(builtin_text);
+  std::string line;
+  while (std::getline(bin, line))
+    if (!Trim(line).empty()) builtin_names.insert(KernelModuleName(Trim(line)));
+  std::function<util::Status(const std::string&)> place =
+      [&](const std::string& raw) -> util::Status {
+    std::string name = KernelModuleName(raw);
+    if (placed.count(name)) return util::Ok{};
+    if (!visiting.insert(name).second)
+      return util::MakeError("kernel modules depend on each other in a cycle through " + name);
+    auto it = path_of.find(name);
+    if (it == path_of.end()) {
+      if (builtin_names.count(name)) return util::Ok{};
+      return util::MakeError("kernel module `" + raw + "` is not in " + dir +
+                             " nor built in; check the row's image package ships it");
+    }
+    auto m = ReadKernelModule(it->second, spec.work_dir, runner);
+    if (!m) return util::MakeError(m.error().message);
+    for (const auto& dep : ModinfoDepends(m->second)) {
+      auto st = place(dep);
+      if (!st) return st;
+    }
+    visiting.erase(name);
+    placed.insert(name);
+    out.push_back(std::move(*m));
+    return util::Ok{};
+  };
+  for (const auto& name : spec.kernel_modules) {
+    auto st = place(name);
+    if (!st) return util::MakeError(st.error().message);
+  }
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::string> ModinfoDepends(const std::string& ko) {
+  std::vector<std::string> deps;
+  const std::string key = std::string("\0depends=", 9);
+  size_t pos = ko.find(key);
+  if (pos == std::string::npos) return deps;
+  size_t from = pos + key.size();
+  size_t to = ko.find('\0', from);
+  std::string value = ko.substr(from, to == std::string::npos ? std::string::npos : to - from);
+  std::istringstream in(value);
+  std::string dep;
+  while (std::getline(in, dep, ','))
+    if (!dep.empty()) deps.push_back(dep);
+  return deps;
+}
 
 void CpioWriter::AddEntry(const std::string& path, uint32_t mode, const std::string& data,
                           uint32_t rdev_major, uint32_t rdev_minor) {
@@ -298,52 +422,9 @@ util::Result<InitramfsInfo> BuildInitramfs(const InitramfsSpec& spec, util::Proc
 
   std::string order_text;
   if (!spec.kernel_modules.empty()) {
-    auto dep = util::ReadFile(spec.kernel_modules_dir + "/modules.dep");
-    if (!dep)
-      return util::MakeError("initramfs: no modules.dep in " + spec.kernel_modules_dir +
-                             " (is the kernel image unpacked?)");
-    auto builtin = util::ReadFile(spec.kernel_modules_dir + "/modules.builtin");
-    auto order = ResolveKernelModules(*dep, builtin ? *builtin : "", spec.kernel_modules);
-    if (!order) return util::MakeError("initramfs: " + order.error().message);
-    boost::system::error_code ec;
-    fs::create_directories(spec.work_dir, ec);
-    for (const auto& rel : *order) {
-      fs::path src = fs::path(spec.kernel_modules_dir) / rel;
-      std::string file = src.filename().string();
-      std::string plain = file;
-      std::vector<std::string> argv;
-      if (file.size() > 3 && file.compare(file.size() - 3, 3, ".xz") == 0) {
-        plain = file.substr(0, file.size() - 3);
-        argv = {"xz", "-d", "-f", "-q"};
-      } else if (file.size() > 4 && file.compare(file.size() - 4, 4, ".zst") == 0) {
-        plain = file.substr(0, file.size() - 4);
-        argv = {"zstd", "-d", "-f", "-q", "--rm"};
-      } else if (file.size() > 3 && file.compare(file.size() - 3, 3, ".gz") == 0) {
-        plain = file.substr(0, file.size() - 3);
-        argv = {"gzip", "-d", "-f", "-q"};
-      }
-      std::string data;
-      if (argv.empty()) {
-        auto r = util::ReadFile(src.string());
-        if (!r) return util::MakeError("initramfs: cannot read " + src.string());
-        data = std::move(*r);
-      } else {
-        // Decompress a copy in the scratch dir; the tools name the output.
-        fs::path copy = fs::path(spec.work_dir) / file;
-        fs::copy_file(src, copy, fs::copy_option::overwrite_if_exists, ec);
-        if (ec) return util::MakeError("initramfs: cannot copy " + src.string() + ": " + ec.message());
-        argv.push_back(copy.string());
-        util::ProcessSpec decompress;
-        decompress.argv = argv;
-        decompress.timeout = std::chrono::seconds(60);
-        auto r = runner.RunChecked(decompress, "decompress " + file);
-        if (!r) return util::MakeError("initramfs: " + r.error().message);
-        auto out = util::ReadFile((fs::path(spec.work_dir) / plain).string());
-        if (!out) return util::MakeError("initramfs: decompressing " + file + " left no " + plain);
-        data = std::move(*out);
-        fs::remove(copy, ec);
-        fs::remove(fs::path(spec.work_dir) / plain, ec);
-      }
+    auto kmods = CollectKernelModules(spec, runner);
+    if (!kmods) return util::MakeError("initramfs: " + kmods.error().message);
+    for (const auto& [plain, data] : *kmods) {
       cpio.AddFile("kmod/" + plain, data, 0644);
       info.kmod_order.push_back(plain);
       order_text += plain + "\n";

@@ -51,6 +51,11 @@ util::Result<std::vector<std::string>> ResolveKernelModules(const std::string& m
                                                             const std::string& builtin,
                                                             const std::vector<std::string>& names);
 
+// The modules a .ko names in its .modinfo `depends=` field (the kernel's own
+// record of what it needs; used when the image ships no modules.dep, as
+// Debian packages do: depmod only runs when a package is installed).
+std::vector<std::string> ModinfoDepends(const std::string& ko);
+
 // The /init script: mounts, lo up, /kmod/order, LAB-BEGIN, lbsim with
 // `lbsim_args` appended to `run --ko-dir /modules`, the dmesg dump, LAB-END rc=N,
 // power off.

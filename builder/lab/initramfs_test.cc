@@ -213,3 +213,40 @@ TEST_CASE("initramfs: a missing kernel module or lbsim is a clear error") {
   REQUIRE_FALSE(r);
   CHECK(r.error().message.find("lbsim") != std::string::npos);
 }
+
+TEST_CASE("initramfs: without modules.dep, modules are found by name and .modinfo depends") {
+  TempDir tmp;
+  util::WriteFileAtomic(tmp / "busybox", "BUSYBOX");
+  util::WriteFileAtomic(tmp / "lbsim", "LBSIM");
+  std::string mods = tmp / "usr/lib/modules/7.2.13+deb14-amd64";
+  // As Debian packages ship them: no modules.dep (depmod runs at install).
+  std::string tun_ko = std::string("\x7f" "ELF...\0license=GPL\0depends=dep_a,dep-b\0name=tun\0", 49);
+  util::WriteFileAtomic(mods + "/kernel/drivers/net/tun.ko", tun_ko);
+  util::WriteFileAtomic(mods + "/kernel/net/dep_a.ko.xz", "XZ");
+  util::WriteFileAtomic(mods + "/kernel/net/dep-b.ko",
+                        std::string("\x7f" "ELF\0depends=dep_a\0", 19));
+  util::FakeProcessRunner runner;
+  runner.On({"xz", "-d"}, 0, "", [](const util::ProcessSpec& spec) {
+    std::string in = spec.argv.back();
+    util::WriteFileAtomic(in.substr(0, in.size() - 3), std::string("\x7f" "ELF\0depends=\0", 14));
+    fs::remove(in);
+  });
+  CHECK(lab::ModinfoDepends(tun_ko) == std::vector<std::string>{"dep_a", "dep-b"});
+
+  lab::InitramfsSpec spec;
+  spec.output = tmp / "initramfs.cpio";
+  spec.work_dir = tmp / "work";
+  spec.busybox = tmp / "busybox";
+  spec.lbsim = tmp / "lbsim";
+  spec.kernel_modules_dir = mods;
+  auto info = lab::BuildInitramfs(spec, runner);
+  REQUIRE(info);
+  // dep_a once, before both of its users.
+  CHECK(info->kmod_order == std::vector<std::string>{"dep_a.ko", "dep-b.ko", "tun.ko"});
+  CHECK(runner.commands().size() == 1);
+
+  spec.kernel_modules = {"wireguard"};
+  auto missing = lab::BuildInitramfs(spec, runner);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message.find("`wireguard`") != std::string::npos);
+}

@@ -1,0 +1,215 @@
+#include "lab/verify.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <boost/filesystem.hpp>
+
+#include "lab/console.h"
+#include "lab/initramfs.h"
+#include "lab/paths.h"
+#include "lab/provision.h"
+#include "util/fs.h"
+
+namespace lab {
+
+namespace fs = boost::filesystem;
+
+namespace {
+
+double Since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string Fixed1(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", v);
+  return buf;
+}
+
+// Console lines for the progress display: printable characters only.
+std::string Printable(const std::string& line) {
+  std::string out;
+  for (size_t i = 0; i < line.size(); ++i) {
+    unsigned char c = line[i];
+    if (c == 0x1b) {  // skip an escape sequence
+      if (i + 1 < line.size() && line[i + 1] == '[') {
+        i += 2;
+        while (i < line.size() && !(line[i] >= '@' && line[i] <= '~')) ++i;
+      } else {
+        ++i;
+      }
+      continue;
+    }
+    if (c >= 0x20 && c < 0x7f) out += static_cast<char>(c);
+  }
+  return out;
+}
+
+void Fail(RowReport& report, const std::string& step, const std::string& message) {
+  report.ok = false;
+  if (report.error.empty()) report.error = step + ": " + message;
+  report.results.push_back({"lab", step, false, message});
+}
+
+}  // namespace
+
+LabOptions DefaultLabOptions() {
+  LabOptions o;
+  o.cache_root = CacheRoot();
+  o.module_src = SourceDir() + "/module";
+  o.lbsim = BinaryDir() + "/lbsim";
+  return o;
+}
+
+RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::ProcessRunner& runner,
+                    ProgressDisplay* progress) {
+  auto start = std::chrono::steady_clock::now();
+  RowReport report;
+  report.row = row.name;
+  report.method = options.methods.empty() ? "" : BuildMethodName(options.methods.front());
+  for (size_t i = 1; i < options.methods.size(); ++i)
+    report.method += "+" + BuildMethodName(options.methods[i]);
+  auto phase = [&](const std::string& text) {
+    if (progress) progress->Phase(row.name, text);
+  };
+  auto activity = [&](const std::string& text) {
+    if (progress) progress->Activity(row.name, Printable(text));
+  };
+  auto finish = [&]() -> RowReport {
+    report.total_s = Since(start);
+    if (progress)
+      progress->Done(row.name, report.ok,
+                     report.ok ? Fixed1(report.total_s) + "s"
+                               : (report.error.empty() ? "" : report.error.substr(0, 80)));
+    return report;
+  };
+
+  // 1. Kernel and build root.
+  phase("provisioning");
+  auto kernel = ProvisionRow(row, runner, options.cache_root, activity);
+  if (!kernel) {
+    Fail(report, "provision", kernel.error().message);
+    return finish();
+  }
+  report.kernel = kernel->kver;
+  report.package_version = kernel->package_version;
+  report.provision_s = kernel->seconds;
+  report.results.push_back({"lab", "provision", true,
+                            kernel->kver + " (" + kernel->package_version + ")" +
+                                (kernel->warm ? ", warm cache" : "")});
+
+  // 2. Modules, by every method asked for; the first one's go in the guest.
+  std::vector<std::string> ko_files;
+  for (size_t i = 0; i < options.methods.size(); ++i) {
+    std::string method = BuildMethodName(options.methods[i]);
+    phase("building (" + method + ")");
+    auto built = BuildModules(*kernel, options.module_src, options.methods[i], runner,
+                              options.cache_root);
+    std::string step = "build_" + method;
+    if (!built) {
+      Fail(report, step, built.error().message);
+      if (i == 0) return finish();
+      continue;
+    }
+    if (built->ko_files.empty()) {
+      Fail(report, step, "the build produced no .ko files in " + options.module_src);
+      if (i == 0) return finish();
+      continue;
+    }
+    std::string names;
+    for (const auto& ko : built->ko_files) names += (names.empty() ? "" : " ") + fs::path(ko).filename().string();
+    report.results.push_back({"lab", step, true, names + " in " + Fixed1(built->seconds) + " s"});
+    if (i == 0) {
+      report.build_s = built->seconds;
+      ko_files = built->ko_files;
+    }
+  }
+
+  // 3. The guest's initramfs, in a scratch dir of this process.
+  phase("initramfs");
+  std::string work = options.cache_root + "/runs/" + row.name + "-" + std::to_string(::getpid());
+  boost::system::error_code ec;
+  fs::remove_all(work, ec);
+  fs::create_directories(work, ec);
+  InitramfsSpec spec;
+  spec.output = work + (options.gzip_initramfs ? "/initramfs.cpio.gz" : "/initramfs.cpio");
+  spec.work_dir = work + "/kmod";
+  spec.busybox = options.busybox;
+  spec.lbsim = options.lbsim;
+  spec.test_modules = ko_files;
+  spec.kernel_modules_dir = kernel->modules_dir;
+  spec.kernel_modules = options.kernel_modules;
+  spec.lbsim_args = options.lbsim_args;
+  spec.gzip = options.gzip_initramfs;
+  auto initramfs = BuildInitramfs(spec, runner);
+  if (!initramfs) {
+    Fail(report, "initramfs", initramfs.error().message);
+    fs::remove_all(work, ec);
+    return finish();
+  }
+  report.initramfs_s = initramfs->seconds;
+
+  // 4. Boot and collect the console.
+  QemuOptions qemu = options.qemu;
+  qemu.kernel = kernel->vmlinuz;
+  qemu.initrd = initramfs->path;
+  std::string why;
+  qemu.accel = ResolveAccel(qemu, runner, options.cache_root + "/kvm-probe", &why);
+  report.accel = AccelName(qemu.icount ? Accel::kTcg : qemu.accel);
+  phase("booting (" + report.accel + (qemu.icount ? ", icount" : "") + ")");
+  bool testing = false;
+  auto run = RunGuest(qemu, runner, [&](const std::string& line) {
+    if (!testing && line.find("LAB-BEGIN") != std::string::npos) {
+      testing = true;
+      phase("testing");
+    }
+    activity(line);
+  });
+  fs::remove_all(work, ec);
+  if (!run) {
+    Fail(report, "boot", run.error().message);
+    return finish();
+  }
+  report.qemu_s = run->seconds;
+  report.boot_s = run->boot_s >= 0 ? run->boot_s : run->seconds;
+  report.tests_s = run->tests_s >= 0 ? run->tests_s : 0;
+  std::string log = options.cache_root + "/logs/" + row.name + ".console.log";
+  if (util::WriteFileAtomic(log, run->console)) report.console_log = log;
+
+  // 5. Verdict.
+  ConsoleReport parsed = ParseConsole(run->console, run->timed_out);
+  bool builds_ok = report.error.empty();
+  for (auto& c : parsed.cases) report.results.push_back(c);
+  for (auto& c : LabCases(parsed)) report.results.push_back(c);
+  report.kernel_faults = parsed.kernel_faults;
+  report.benches = parsed.benches;
+  report.ok = builds_ok && parsed.ok();
+  if (!parsed.ok() && report.error.empty()) report.error = parsed.failures.front();
+  return finish();
+}
+
+MatrixReport RunMatrix(const std::vector<KernelRow>& rows, const LabOptions& options, int jobs,
+                       util::ProcessRunner& runner, ProgressDisplay* progress) {
+  auto start = std::chrono::steady_clock::now();
+  MatrixReport report;
+  report.rows.resize(rows.size());
+  if (jobs < 1) jobs = 1;
+  jobs = std::min<int>(jobs, static_cast<int>(rows.size()));
+  std::atomic<size_t> next{0};
+  auto worker = [&]() {
+    for (size_t i = next++; i < rows.size(); i = next++)
+      report.rows[i] = VerifyRow(rows[i], options, runner, progress);
+  };
+  std::vector<std::thread> threads;
+  for (int j = 1; j < jobs; ++j) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  report.seconds = Since(start);
+  return report;
+}
+
+}  // namespace lab

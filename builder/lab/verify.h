@@ -1,0 +1,41 @@
+// Orchestration of the lab: one row is provision -> build -> initramfs ->
+// boot -> parse; the matrix runs rows in parallel.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "lab/matrix.h"
+#include "lab/modbuild.h"
+#include "lab/qemu.h"
+#include "lab/report.h"
+#include "util/process.h"
+
+namespace lab {
+
+struct LabOptions {
+  std::string cache_root;
+  std::string module_src;   // the module tree to build (SourceDir()/module)
+  std::string lbsim;        // static lbsim (BinaryDir()/lbsim)
+  std::string busybox = "/bin/busybox";
+  // Every method listed is built (and must succeed); the guest boots the
+  // modules of the first.
+  std::vector<BuildMethod> methods{BuildMethod::kKbuild};
+  std::vector<std::string> lbsim_args;          // after `run --ko-dir /modules`
+  std::vector<std::string> kernel_modules{"tun"};
+  QemuOptions qemu;                             // kernel/initrd filled per row
+  bool gzip_initramfs = false;
+};
+
+// The defaults for this build: cache, source and binary dirs from paths.h.
+LabOptions DefaultLabOptions();
+
+// Runs one row end to end. Never throws; failures are in the report.
+RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::ProcessRunner& runner,
+                    ProgressDisplay* progress);
+
+// Runs `rows` with up to `jobs` at a time; reports in the rows' order.
+MatrixReport RunMatrix(const std::vector<KernelRow>& rows, const LabOptions& options, int jobs,
+                       util::ProcessRunner& runner, ProgressDisplay* progress);
+
+}  // namespace lab

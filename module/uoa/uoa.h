@@ -49,6 +49,8 @@ union uoa_inet_addr {
 	struct in6_addr in6;
 };
 
+/* Packed for kernel and applications alike (the same layout in C and C++). */
+#pragma pack(push, 1)
 struct uoa_param_map {
 	/* input: the datagram as the socket saw it */
 	uint16_t af;
@@ -60,7 +62,8 @@ struct uoa_param_map {
 	uint16_t real_af;
 	union uoa_inet_addr real_saddr;
 	uint16_t real_sport;
-} __attribute__((__packed__));
+};
+#pragma pack(pop)
 
 #define UOA_PARAM_MAP_SIZE	58
 

@@ -149,6 +149,29 @@ util::Result<util::ProcessResult> Executor::Run(const std::vector<std::string>& 
   return runner_.Run(spec);
 }
 
+namespace {
+
+// Folders a write to `path` would create, deepest first, so an undo can take
+// them away again (only if still empty).
+std::vector<std::string> MissingParents(const RootFs& root, const std::string& path) {
+  std::vector<std::string> missing;
+  std::string dir = path.substr(0, path.rfind('/'));
+  while (!dir.empty() && !root.Exists(dir)) {
+    missing.push_back(dir);
+    dir = dir.substr(0, dir.rfind('/'));
+  }
+  return missing;
+}
+
+void RemoveEmptyDirs(const RootFs& root, const std::vector<std::string>& dirs) {
+  for (const auto& d : dirs) {
+    std::error_code ec;
+    std::filesystem::remove(root.Path(d), ec);  // fails, harmlessly, when not empty
+  }
+}
+
+}  // namespace
+
 util::Result<bool> Executor::Write(const std::string& path, const std::string& content, int mode) {
   auto old = root_.Read(path);
   struct stat st {};
@@ -157,13 +180,20 @@ util::Result<bool> Executor::Write(const std::string& path, const std::string& c
   if (old && *old == content && old_mode == mode) return false;
   lines_.push_back("# write " + path + " (" + ModeText(mode) + ")");
   if (dry_run_) return true;
+  auto created = MissingParents(root_, path);
   auto w = root_.WriteIfChanged(path, content, mode);
-  if (!w) return w.error();
+  if (!w) {
+    RemoveEmptyDirs(root_, created);
+    return w.error();
+  }
   if (old) {
     std::string previous = *old;
     OnUndo([this, path, previous, old_mode] { (void)root_.WriteIfChanged(path, previous, old_mode); });
   } else {
-    OnUndo([this, path] { (void)root_.Remove(path); });
+    OnUndo([this, path, created] {
+      (void)root_.Remove(path);
+      RemoveEmptyDirs(root_, created);
+    });
   }
   return true;
 }
@@ -187,9 +217,14 @@ util::Result<bool> Executor::SyncTree(const std::string& local_dir, const std::s
   lines_.push_back("# copy " + local_dir + " -> " + path);
   if (dry_run_) return true;
   bool existed = root_.Exists(path);
+  auto created = MissingParents(root_, path + "/x");
+  if (!existed)
+    OnUndo([this, path, created] {
+      (void)root_.RemoveTree(path);
+      RemoveEmptyDirs(root_, created);
+    });
   auto r = root_.SyncTree(local_dir, path);
   if (!r) return r.error();
-  if (!existed) OnUndo([this, path] { (void)root_.RemoveTree(path); });
   return true;
 }
 

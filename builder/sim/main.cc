@@ -128,7 +128,8 @@ int Run(const Options& o) {
       r.detail = "kernel oops/WARN during the case (taint " + std::to_string(taint_after) +
                  "); " + r.detail;
     }
-    nlohmann::json j = {{"module", c.module},
+    // Key order as in ARCHITECTURE.md (module, case, result, detail).
+    nlohmann::ordered_json j = {{"module", c.module},
                         {"case", c.name},
                         {"result", r.pass ? "pass" : "fail"},
                         {"detail", r.detail}};
@@ -183,9 +184,8 @@ int Bench(const Options& o) {
       failed++;
       continue;
     }
-    nlohmann::json j = *r;
-    j["module"] = b.module;
-    j["bench"] = b.name;
+    nlohmann::ordered_json j = {{"module", b.module}, {"bench", b.name}};
+    for (const auto& [k, v] : r->items()) j[k] = v;
     Print("LBSIM-BENCH " + j.dump());
   }
   for (const char* m : {"toa", "uoa"}) modules.UnloadIfLoaded(m);

@@ -129,4 +129,75 @@ static const struct file_operations tb_proc_single_fops = {
 #define READ_ONCE(x)	ACCESS_ONCE(x)
 #endif
 
+/* ---- UOA: netfilter, /proc and skb helpers ---- */
+
+#ifndef WRITE_ONCE
+#define WRITE_ONCE(x, val)	(ACCESS_ONCE(x) = (val))
+#endif
+
+/*
+ * Netfilter hook prototype (priv, skb, state) since 4.4, per-namespace
+ * registration (nf_register_net_hooks) since 4.3: function types and
+ * plain functions, nothing to test for. Older kernels register global
+ * hooks and take the namespace from the input device. (RHEL 7's 3.10
+ * carries its own variant of the old prototype: untested.)
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 4, 0)
+#define TB_NF_HOOK_FN(name)						\
+	unsigned int name(void *priv, struct sk_buff *skb,		\
+			  const struct nf_hook_state *state)
+#define TB_NF_HOOK_NET(skb)	(state->net)
+#define TB_NF_PERNET_HOOKS	1
+#define TB_NF_OPS_CONST		const
+#else
+#define TB_NF_HOOK_FN(name)						\
+	unsigned int name(const struct nf_hook_ops *ops,		\
+			  struct sk_buff *skb,				\
+			  const struct net_device *in,			\
+			  const struct net_device *out,			\
+			  int (*okfn)(struct sk_buff *))
+#define TB_NF_HOOK_NET(skb)	dev_net((skb)->dev)
+#define TB_NF_PERNET_HOOKS	0
+#define TB_NF_OPS_CONST		/* nf_register_hooks() takes non-const */
+#endif
+
+/* skb_ensure_writable() replaced skb_make_writable() (3.19). */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 19, 0)
+#define tb_skb_ensure_writable(skb, len) \
+	(skb_make_writable(skb, len) ? 0 : -ENOMEM)
+#else
+#define tb_skb_ensure_writable(skb, len)	skb_ensure_writable(skb, len)
+#endif
+
+/* system_power_efficient_wq is 3.11+ (a variable, nothing to test). */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 11, 0)
+#define system_power_efficient_wq	system_wq
+#endif
+
+/*
+ * A /proc file showing @show with private data (proc_create_single_data,
+ * 4.18+, tested through its companion macro proc_create_single). Before
+ * it, TB_PROC_SINGLE_DATA(show) defines the file_operations.
+ */
+#ifdef proc_create_single
+#define TB_PROC_SINGLE_DATA(show)
+#define tb_proc_create_single_data(name, mode, parent, show, data) \
+	proc_create_single_data(name, mode, parent, show, data)
+#else
+#define TB_PROC_SINGLE_DATA(show)					\
+static int show##_open(struct inode *inode, struct file *file)		\
+{									\
+	return single_open(file, show, PDE_DATA(inode));		\
+}									\
+static const struct file_operations show##_fops = {			\
+	.owner = THIS_MODULE,						\
+	.open = show##_open,						\
+	.read = seq_read,						\
+	.llseek = seq_lseek,						\
+	.release = single_release,					\
+}
+#define tb_proc_create_single_data(name, mode, parent, show, data) \
+	proc_create_data(name, mode, parent, &show##_fops, data)
+#endif
+
 #endif /* TB_COMPAT_H */

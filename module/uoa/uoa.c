@@ -357,7 +357,7 @@ static bool uoa_strip(struct sk_buff *skb, unsigned int nhlen,
 	unsigned int mac_len = 0;
 	u8 *from;
 
-	if (skb_ensure_writable(skb, nhlen + hlen))
+	if (tb_skb_ensure_writable(skb, nhlen + hlen))
 		return false;
 	from = skb_network_header(skb);
 	if (skb_mac_header_was_set(skb) &&
@@ -453,8 +453,7 @@ static noinline void uoa_ipv4_slow(struct sk_buff *skb, struct net *net)
 		   UOA_ST_IPOPT, &real);
 }
 
-static unsigned int uoa_ipv4_in(void *priv, struct sk_buff *skb,
-				const struct nf_hook_state *state)
+static TB_NF_HOOK_FN(uoa_ipv4_in)
 {
 	const struct iphdr *iph = ip_hdr(skb);
 
@@ -465,7 +464,7 @@ static unsigned int uoa_ipv4_in(void *priv, struct sk_buff *skb,
 	 */
 	if (unlikely(*(const u8 *)iph != 0x45 ||
 		     iph->protocol == UOA_OPP_PROTO))
-		uoa_ipv4_slow(skb, state->net);
+		uoa_ipv4_slow(skb, TB_NF_HOOK_NET(skb));
 	return NF_ACCEPT;
 }
 
@@ -528,8 +527,7 @@ static noinline void uoa_ipv6_slow(struct sk_buff *skb, struct net *net)
 		   &real);
 }
 
-static unsigned int uoa_ipv6_in(void *priv, struct sk_buff *skb,
-				const struct nf_hook_state *state)
+static TB_NF_HOOK_FN(uoa_ipv6_in)
 {
 	/* Fast path: plain UDP (and TCP, ...) costs a compare or three. */
 	switch (ipv6_hdr(skb)->nexthdr) {
@@ -537,13 +535,13 @@ static unsigned int uoa_ipv6_in(void *priv, struct sk_buff *skb,
 	case UOA_NEXTHDR_DEST:
 	case UOA_NEXTHDR_HOP:
 	case UOA_NEXTHDR_ROUTING:
-		uoa_ipv6_slow(skb, state->net);
+		uoa_ipv6_slow(skb, TB_NF_HOOK_NET(skb));
 	}
 	return NF_ACCEPT;
 }
 #endif
 
-static const struct nf_hook_ops uoa_nf_ops[] = {
+static TB_NF_OPS_CONST struct nf_hook_ops uoa_nf_ops[] = {
 	{
 		.hook = uoa_ipv4_in,
 		.pf = NFPROTO_IPV4,
@@ -650,6 +648,7 @@ static int uoa_stats_show(struct seq_file *seq, void *v)
 	tb_stats_show(seq, &un->stats);
 	return 0;
 }
+TB_PROC_SINGLE_DATA(uoa_stats_show);
 
 static void uoa_purge(struct uoa_net *un)
 {
@@ -672,18 +671,20 @@ static int __net_init uoa_net_init(struct net *net)
 	err = tb_stats_init(&un->stats, uoa_stat_names, UOA_ST_COUNT);
 	if (err)
 		return err;
-	if (!proc_create_single_data("uoa_stats", 0444, net->proc_net,
-				     uoa_stats_show, net)) {
+	if (!tb_proc_create_single_data("uoa_stats", 0444, net->proc_net,
+					uoa_stats_show, net)) {
 		err = -ENOMEM;
 		goto free_stats;
 	}
+#if TB_NF_PERNET_HOOKS
 	err = nf_register_net_hooks(net, uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
-	if (err)
-		goto remove_proc;
+	if (err) {
+		remove_proc_entry("uoa_stats", net->proc_net);
+		goto free_stats;
+	}
+#endif
 	return 0;
 
-remove_proc:
-	remove_proc_entry("uoa_stats", net->proc_net);
 free_stats:
 	tb_stats_free(&un->stats);
 	return err;
@@ -693,7 +694,9 @@ static void __net_exit uoa_net_exit(struct net *net)
 {
 	struct uoa_net *un = uoa_pernet(net);
 
+#if TB_NF_PERNET_HOOKS
 	nf_unregister_net_hooks(net, uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
+#endif
 	/* No hook still runs: nothing inserts or re-arms the GC now. */
 	synchronize_net();
 	cancel_delayed_work_sync(&un->gc);
@@ -739,14 +742,24 @@ static int __init uoa_init(void)
 	err = register_pernet_subsys(&uoa_net_ops);
 	if (err)
 		goto free_table;
-	err = nf_register_sockopt(&uoa_sockopts);
+#if !TB_NF_PERNET_HOOKS
+	/* Before 4.3 hooks are global; the namespace comes from the device. */
+	err = nf_register_hooks(uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
 	if (err)
 		goto unregister_pernet;
+#endif
+	err = nf_register_sockopt(&uoa_sockopts);
+	if (err)
+		goto unregister_hooks;
 	pr_info("uoa loaded (map_max %u, map_timeout %u s, %d trusted sources)\n",
 		map_max, map_timeout, uoa_trusted.count);
 	return 0;
 
+unregister_hooks:
+#if !TB_NF_PERNET_HOOKS
+	nf_unregister_hooks(uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
 unregister_pernet:
+#endif
 	unregister_pernet_subsys(&uoa_net_ops);
 free_table:
 	vfree(uoa_table);
@@ -756,6 +769,9 @@ free_table:
 static void __exit uoa_exit(void)
 {
 	nf_unregister_sockopt(&uoa_sockopts);
+#if !TB_NF_PERNET_HOOKS
+	nf_unregister_hooks(uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
+#endif
 	unregister_pernet_subsys(&uoa_net_ops);
 	/* Entries are freed with kfree_rcu(); the table goes after them. */
 	rcu_barrier();

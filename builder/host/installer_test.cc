@@ -646,3 +646,102 @@ TEST_CASE("--module and --trusted-sources are checked", "[host][options]") {
   CHECK(bad.error().message.find("`100.125.0.0/33` is not") != std::string::npos);
   CHECK_FALSE(host::ValidateTrustedSources("10.0.0.0/8,nonsense").ok());
 }
+
+TEST_CASE("CoreOS: install builds in a container and loads; uninstall takes it all away", "[host][install]") {
+  Sandbox box("flatcar");
+  const std::string k = "6.6.54-flatcar";
+  auto pristine = Snapshot(box.root);
+  host::RootFs root(box.root.string());
+  auto det = host::Detect(Profiles(), root, "");
+  REQUIRE(det.ok());
+  util::FakeProcessRunner fake;
+  fake.On({"docker", "build"}, 0, "Successfully built");
+  fake.On({"docker", "run"}, 0, "", [&](const util::ProcessSpec&) {
+    Touch(box.root / ("opt/toa-build/modules/" + k + "/toa.ko"));
+    Touch(box.root / ("opt/toa-build/modules/" + k + "/uoa.ko"));
+  });
+  fake.On({"insmod"}, 0, "", [&](const util::ProcessSpec& spec) {
+    Touch(box.root / "sys/module" / fs::path(spec.argv[1]).stem() / "refcnt");
+  });
+  fake.On({"rmmod"}, 0, "", [&](const util::ProcessSpec& spec) { fs::remove_all(box.root / "sys/module" / spec.argv[1]); });
+  fake.On({"systemctl"}, 0);
+  fake.On({"systemctl", "enable"}, 0, "", [&](const util::ProcessSpec&) {
+    Touch(box.root / "etc/systemd/system/multi-user.target.wants/toa-build.service");
+  });
+  fake.On({"systemctl", "disable"}, 0, "", [&](const util::ProcessSpec&) {
+    fs::remove(box.root / "etc/systemd/system/multi-user.target.wants/toa-build.service");
+  });
+  {
+    host::Executor exec(root, fake, false);
+    REQUIRE(host::RunInstall(exec, det.value(), box.Options()).ok());
+  }
+  CHECK(Slurp(box.root / "etc/systemd/system/toa-build.service") ==
+        host::RenderCoreosUnit(*det->profile.container, {"toa", "uoa"}, ""));
+  CHECK(Slurp(box.root / "opt/toa-build/src/Containerfile") == host::RenderContainerfile(*det->profile.container));
+  CHECK(host::CollectStatus(root, det.value()).ok());
+  {
+    host::Executor exec(root, fake, false);
+    REQUIRE(host::RunInstall(exec, det.value(), box.Options()).ok());
+    CHECK(exec.lines().empty());
+  }
+  {
+    host::Executor exec(root, fake, false);
+    REQUIRE(host::RunUninstall(exec).ok());
+    CHECK(exec.lines() == std::vector<std::string>{
+                              "rmmod uoa",
+                              "rmmod toa",
+                              "systemctl disable toa-build.service",
+                              "rm -f /etc/systemd/system/toa-build.service",
+                              "systemctl daemon-reload",
+                              "rm -rf /opt/toa-build",
+                              "rm -rf /var/lib/toa-build",
+                          });
+  }
+  for (const auto& [path, content] : Snapshot(box.root)) {
+    (void)content;
+    INFO(path);
+    CHECK((pristine.count(path) || path.rfind("sys", 0) == 0 || path.rfind("etc/systemd", 0) == 0 ||
+           path == "opt" || path == "var" || path == "var/lib"));
+  }
+}
+
+TEST_CASE("uninstall: SUSE MODULES_LOADED_ON_BOOT gets its old value back", "[host][install]") {
+  Sandbox box("sles-11.3");
+  const std::string before = "INITRD_MODULES=\"\"\nMODULES_LOADED_ON_BOOT=\"ipv6\"\n";
+  Touch(box.root / "etc/sysconfig/kernel", host::EditSuseModulesOnBoot(before, {"toa", "uoa"}, true));
+  fs::permissions(box.root / "etc/sysconfig/kernel", fs::perms(0644));
+  host::RootFs root(box.root.string());
+  util::FakeProcessRunner idle;
+  host::Executor exec(root, idle, false);
+  REQUIRE(host::RunUninstall(exec).ok());
+  CHECK(exec.lines() == std::vector<std::string>{"# write /etc/sysconfig/kernel (0644)"});
+  CHECK(Slurp(box.root / "etc/sysconfig/kernel") == before);
+}
+
+TEST_CASE("install --dry-run with the kbuild strategy on an installed host does nothing", "[host][install]") {
+  Sandbox box("sles-15");
+  const std::string k = "5.14.21-150500.55.39-default";
+  box.InstallTools(k);
+  host::RootFs root(box.root.string());
+  auto det = host::Detect(Profiles(), root, "");
+  util::FakeProcessRunner fake;
+  fake.On({"make"}, 0, "", [&](const util::ProcessSpec& spec) {
+    if (spec.argv.back() == "modules_install")
+      for (const char* m : {"toa", "uoa"}) Touch(box.root / ("lib/modules/" + k + "/extra/toa-build/" + m + ".ko"));
+  });
+  fake.On({"depmod"}, 0);
+  fake.On({"modprobe"}, 0, "", [&](const util::ProcessSpec& spec) { Touch(box.root / "sys/module" / spec.argv[1] / "x"); });
+  {
+    host::Executor exec(root, fake, false);
+    REQUIRE(host::RunInstall(exec, det.value(), box.Options()).ok());
+  }
+  CHECK(Slurp(box.root / "etc/kernel/postinst.d/toa-build") == host::RenderKernelHook());
+  CHECK(Mode(box.root / "etc/kernel/postinst.d/toa-build") == 0755);
+  // Build outputs next to the sources do not count as a change.
+  Touch(box.root / "usr/src/toa-build-0.1.0/toa/toa.o", "obj");
+  util::RecordingProcessRunner recorder;
+  host::Executor plan(root, recorder, true);
+  REQUIRE(host::RunInstall(plan, det.value(), box.Options()).ok());
+  CHECK(plan.lines().empty());
+  CHECK(recorder.commands().empty());
+}

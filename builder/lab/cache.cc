@@ -129,8 +129,14 @@ util::Result<EnsureResult> EnsureEntry(
                      ("." + final_dir.filename().string() + ".tmp." + std::to_string(::getpid())))
                         .string();
   std::error_code ec;
-  // A temp dir of this name is left from an earlier run of ours that died.
-  if (auto st = RemoveTree(tmp, runner); !st) return st.error();
+  // Temp dirs of this entry are left by runs that died (we hold the entry's
+  // lock, so no live run is filling one); they may even have /proc mounted.
+  std::string tmp_prefix = "." + final_dir.filename().string() + ".tmp.";
+  for (const auto& e : fs::directory_iterator(final_dir.parent_path(), ec)) {
+    if (e.path().filename().string().rfind(tmp_prefix, 0) != 0) continue;
+    if (auto st = RemoveTree(e.path().string(), runner); !st) return st.error();
+  }
+  ec.clear();
   fs::create_directories(tmp, ec);
   if (ec) return MakeError("cannot create " + tmp + ": " + ec.message());
 

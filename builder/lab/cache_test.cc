@@ -158,15 +158,21 @@ TEST_CASE("cache: a failed build leaves no entry and no temp dir") {
   CHECK_FALSE(fs::exists(spec.dir));
 }
 
-TEST_CASE("cache: a temp dir left by a dead run is cleared before building") {
+TEST_CASE("cache: temp dirs left by dead runs are cleared before building") {
   TempDir t;
   util::FakeProcessRunner runner;
   Builder b;
   auto spec = Spec(t.path);
-  std::string leftover = t.path + "/entries/.thing.tmp." + std::to_string(::getpid());
-  Touch(leftover + "/junk");
+  std::string ours = t.path + "/entries/.thing.tmp." + std::to_string(::getpid());
+  std::string dead = t.path + "/entries/.thing.tmp.999999999";
+  std::string other = t.path + "/entries/.other.tmp.999999999";
+  Touch(ours + "/junk");
+  Touch(dead + "/junk");
+  Touch(other + "/junk");
   REQUIRE(EnsureEntry(spec, runner, std::ref(b)).ok());
   CHECK_FALSE(fs::exists(spec.dir + "/junk"));
+  CHECK_FALSE(fs::exists(dead));
+  CHECK(fs::exists(other));  // another entry's business
 }
 
 TEST_CASE("cache: concurrent ensures build once") {

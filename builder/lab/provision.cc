@@ -509,6 +509,8 @@ util::Result<Resolved> ResolveAndInstallHeaders(const KernelRow& row, util::Proc
   return res;
 }
 
+std::string FindVmlinuz(const std::string& dir, const std::string& pattern);
+
 // Downloads the image packages with the root's apt and extracts them into
 // a fresh kernel entry.
 util::Result<EnsureResult> EnsureKernel(const KernelRow& row, util::ProcessRunner& runner,
@@ -561,6 +563,19 @@ util::Result<EnsureResult> EnsureKernel(const KernelRow& row, util::ProcessRunne
       versions += "deb=" + deb.filename().string() + "\n";
     }
     fs::remove_all(dl, ec);
+    // Say which matrix key is wrong rather than only that a file is missing.
+    std::string modules = ExpandKver(row.modules_dir, res.kver);
+    std::string vmlinuz = FindVmlinuz(tmp, ExpandKver(row.vmlinuz_glob, res.kver));
+    if (!fs::exists(vmlinuz, ec) || !fs::is_directory(tmp + "/" + modules + "/kernel", ec)) {
+      std::string found;
+      for (const char* d : {"boot", "lib/modules", "usr/lib/modules"})
+        for (const auto& e : fs::directory_iterator(tmp + "/" + d, ec))
+          found += (found.empty() ? "" : ", ") + fs::relative(e.path(), tmp).string();
+      return MakeError("the " + row.name + " image has no " +
+                       (fs::exists(vmlinuz, ec) ? modules + "/kernel" : ExpandKver(row.vmlinuz_glob, res.kver)) +
+                       " (it has: " + found + "); fix `vmlinuz`/`modules_dir` of row " + row.name +
+                       " in the matrix");
+    }
     return "package_version=" + res.meta_version + "\n" + versions;
   });
 }
@@ -593,6 +608,8 @@ ProvisionedKernel Describe(const KernelRow& row, const std::string& cache_root,
   k.modules_dir = dir + "/" + ExpandKver(row.modules_dir, kver);
   k.build_root = RootDir(cache_root, row.root_release);
   k.headers_dir = HeadersDirInRoot(row, kver);
+  auto root_stamp = ReadStamp(k.build_root);
+  if (root_stamp) k.gcc_version = StampValue(*root_stamp, "gcc");
   return k;
 }
 

@@ -22,6 +22,7 @@ struct ProvisionedKernel {
   std::string modules_dir;      // host path of /lib/modules/KVER of the image
   std::string build_root;       // host path of the release's build root
   std::string headers_dir;      // path inside the root: "/usr/src/linux-headers-KVER"
+  std::string gcc_version;      // the root's compiler ("12.2.0"), for reports
   double seconds = 0;
   bool warm = false;            // everything came from the cache
 };

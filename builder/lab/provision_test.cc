@@ -178,6 +178,7 @@ TEST_CASE("provision: a cold row runs debootstrap, apt, download and dpkg-deb in
   CHECK(k->modules_dir == t.path + "/kernels/debian-12/6.1.0-56-amd64/lib/modules/6.1.0-56-amd64");
   CHECK(k->build_root == t.path + "/roots/bookworm");
   CHECK(k->headers_dir == "/usr/src/linux-headers-6.1.0-56-amd64");
+  CHECK(k->gcc_version == "12.2.0");
   CHECK(fs::exists(k->vmlinuz));
 
   std::vector<std::string> expected = {
@@ -339,6 +340,20 @@ TEST_CASE("provision: failures say what went wrong") {
     CHECK(k.error().message.find("E: Failed getting release file") != std::string::npos);
     CHECK(fs::is_empty(t.path + "/roots"));
   }
+}
+
+TEST_CASE("provision: an image laid out unlike the row says names the matrix key") {
+  TempDir t;
+  KernelRow row = Bookworm();
+  row.modules_dir = "usr/lib/modules/{kver}";  // but the package ships lib/modules
+  FakeArchive world(t.path, row, kBookwormMadison, "6.1.0-56-amd64", "6.1.192-2");
+  auto k = ProvisionRow(row, world.runner, t.path, nullptr);
+  REQUIRE_FALSE(k.ok());
+  CHECK(k.error().message ==
+        "the debian-12 image has no usr/lib/modules/6.1.0-56-amd64/kernel (it has: "
+        "boot/vmlinuz-6.1.0-56-amd64, lib/modules/6.1.0-56-amd64); fix `vmlinuz`/`modules_dir` "
+        "of row debian-12 in the matrix");
+  CHECK_FALSE(fs::exists(t.path + "/kernels/debian-12/6.1.0-56-amd64"));
 }
 
 TEST_CASE("CompareDebianVersions follows dpkg") {

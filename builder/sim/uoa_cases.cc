@@ -187,6 +187,9 @@ struct Datagram {
   Bytes ipv4_options, ipv6_dest_options, shim;
   std::optional<Endpoint> expect_real;  // nullopt: expect ENOENT
   bool must_deliver = true;             // false: the kernel may drop it
+  // A /proc/net/uoa_stats counter that must grow: proves the module saw
+  // and classified the datagram (empty: none, e.g. the kernel drops it first).
+  std::string expect_stat;
 };
 
 struct Outcome {
@@ -211,6 +214,7 @@ Outcome SendOne(Context& ctx, const Datagram& d, uint32_t tag) {
   }
   auto pkt = BuildUdp(u);
   if (!pkt) return {false, pkt.error().message};
+  auto stats_before = ReadStats();
   if (auto st = ctx.tun.Write(*pkt); !st) return {false, st.error().message};
 
   auto got = RecvFromWithin(server->fd.get(), d.must_deliver ? kRecvTimeoutMs : 500);
@@ -234,6 +238,11 @@ Outcome SendOne(Context& ctx, const Datagram& d, uint32_t tag) {
     delivery = "dropped before the socket";
   }
   Lookup l = DoLookup(server->fd.get(), peer, local);
+  if (!d.expect_stat.empty()) {
+    unsigned long grew = ReadStats()[d.expect_stat] - stats_before[d.expect_stat];
+    if (grew < 1) return {false, "stats " + d.expect_stat + " did not grow"};
+    delivery += ", " + d.expect_stat + " +" + std::to_string(grew);
+  }
   if (d.expect_real) {
     if (l.err || l.real != *d.expect_real)
       return {false, "lookup gave " + l.ToString() + ", want " + d.expect_real->ToString()};
@@ -279,6 +288,7 @@ Datagram V4Opt(Endpoint client, Sock sock = Sock::kV4) {
   d.sock = sock;
   d.ipv4_options = Ipv4Uoa(client);
   d.expect_real = client;
+  d.expect_stat = "found_ipopt";
   return d;
 }
 
@@ -288,6 +298,7 @@ Datagram V6Dst(Endpoint client, Bytes tlvs, Sock sock = Sock::kV6) {
   d.v6_packet = true;
   d.ipv6_dest_options = std::move(tlvs);
   d.expect_real = client;
+  d.expect_stat = "found_dstopt";
   return d;
 }
 
@@ -297,12 +308,14 @@ Datagram Opp(Endpoint client, bool v6_packet) {
   d.v6_packet = v6_packet;
   d.shim = OppFor(client);
   d.expect_real = client;
+  d.expect_stat = "found_opp";
   return d;
 }
 
-Datagram Ignored(Datagram d, bool must_deliver = true) {
+Datagram Ignored(Datagram d, bool must_deliver = true, std::string stat = "malformed") {
   d.expect_real.reset();
   d.must_deliver = must_deliver;
+  d.expect_stat = std::move(stat);
   return d;
 }
 
@@ -345,7 +358,7 @@ Named FormatRows() {
   all.push_back({"opp_6to4", Opp({net::ClientV6(32), 41032}, false)});
   all.push_back({"opp_4to6", Opp({net::ClientV4(33), 41033}, true)});
   all.push_back({"dual_stack_socket_ipv4", V4Opt({net::ClientV4(34), 41034}, Sock::kDual)});
-  all.push_back({"no_option_enoent", Ignored(Datagram{})});
+  all.push_back({"no_option_enoent", Ignored(Datagram{}, true, "")});
   return all;
 }
 
@@ -375,7 +388,7 @@ Named MalformedRows() {
     Bytes o = v4;
     o[1] = 20;
     o.insert(o.end(), 4, 1);  // NOPs up to 12 bytes
-    m.push_back({"ipv4_past_header_end", Ignored(V4Opt(c4), false)});
+    m.push_back({"ipv4_past_header_end", Ignored(V4Opt(c4), false, "")});
     m.back().second.ipv4_options = o;
   }
   {
@@ -418,13 +431,13 @@ Named MalformedRows() {
     // (no protocol 248 handler: the kernel drops it).
     Datagram d = Opp(c4, false);
     d.shim[2] = 0x40;
-    m.push_back({"opp_length_past_end", Ignored(d, false)});
+    m.push_back({"opp_length_past_end", Ignored(d, false, "opp_untouched")});
   }
   {
     Datagram d = Opp(c4, true);  // header length 2, below its own size
     d.shim[3] = 2;
     d.shim[2] = 0;
-    m.push_back({"opp_length_2", Ignored(d, false)});
+    m.push_back({"opp_length_2", Ignored(d, false, "opp_untouched")});
   }
   return m;
 }
@@ -535,11 +548,11 @@ CaseResult Untrusted(Context& ctx) {
   Outcome c = Control(ctx);  // from 198.51.100.2, trusted
   if (!c.pass) return CaseResult::Fail(c.detail);
   auto before = ReadStats();
-  Datagram d = Ignored(V4Opt({net::ClientV4(60), 42060}));
+  Datagram d = Ignored(V4Opt({net::ClientV4(60), 42060}), true, "untrusted");
   d.balancer = Ip("198.51.100.9");
   Outcome o = SendOne(ctx, d, 60);
   if (!o.pass) return CaseResult::Fail("IPv4 option from 198.51.100.9: " + o.detail);
-  Datagram p = Ignored(Opp({net::ClientV6(61), 42061}, true));
+  Datagram p = Ignored(Opp({net::ClientV6(61), 42061}, true), true, "untrusted");
   p.balancer = Ip("2001:db8:100::9");
   Outcome o6 = SendOne(ctx, p, 61);
   if (!o6.pass) return CaseResult::Fail("private protocol from 2001:db8:100::9: " + o6.detail);

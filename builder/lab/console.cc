@@ -201,11 +201,11 @@ ConsoleReport ParseConsole(const std::string& console, bool timed_out) {
   if (!r.saw_end) {
     if (timed_out)
       r.failures.push_back("deadline hit: the guest did not print LAB-END in time" +
-                           std::string(r.saw_begin ? " (tests had started)" : " (never reached /init)"));
+                           std::string(r.saw_begin ? " (tests had started)" : " (no LAB-BEGIN: the guest never got to run the tests)"));
     else
       r.failures.push_back("console output truncated: no LAB-END" +
                            std::string(r.saw_begin ? " (tests had started; guest crashed or rebooted?)"
-                                                   : " (guest never reached /init)"));
+                                                   : " (no LAB-BEGIN: the guest never got to run the tests)"));
   }
   if (!r.kernel_faults.empty())
     r.failures.push_back("kernel log has " + std::to_string(r.kernel_faults.size()) +

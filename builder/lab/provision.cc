@@ -492,6 +492,11 @@ util::Result<Resolved> ResolveAndInstallHeaders(const KernelRow& row, util::Proc
   if (std::string problem = HeadersProblem(row, root, res.kver); !problem.empty()) {
     std::string pkg = ExpandKver(row.headers_package, res.kver);
     progress("installing " + pkg + " in the " + row.root_release + " root");
+    // A run killed at its deadline may have left dpkg half-way; finish that
+    // first or apt refuses to install anything.
+    auto configure = session->Run({"dpkg", "--configure", "-a"}, kAptInstallTimeout,
+                                  "finish interrupted package setup in " + root);
+    if (!configure) return configure.error();
     std::vector<std::string> argv = {"apt-get", "install", "-y", "-q", "--no-install-recommends"};
     if (problem != "not installed") argv.push_back("--reinstall");
     argv.push_back(pkg + "=" + res.meta_version);

@@ -121,6 +121,7 @@ struct FakeArchive {
     runner.On({"mount"}, 0);
     runner.On({"umount"}, 0);
     runner.On(InRoot(root, {"apt-get", "update"}), 0);
+    runner.On(InRoot(root, {"dpkg", "--configure", "-a"}), 0);
     runner.On(InRoot(root, {"apt-cache", "madison"}), 0, madison);
     runner.On(InRoot(root, {"apt-cache", "show"}), 0,
               "Package: linux-headers-amd64\nVersion: " + version +
@@ -188,6 +189,7 @@ TEST_CASE("provision: a cold row runs debootstrap, apt, download and dpkg-deb in
       "[root] apt-get update -q",
       "[root] apt-cache madison linux-headers-amd64",
       "[root] apt-cache show linux-headers-amd64=6.1.192-2",
+      "[root] dpkg --configure -a",
       "[root] apt-get install -y",
       "umount " + t.path + "/roots/bookworm/proc",
       "mount -t proc",
@@ -200,8 +202,8 @@ TEST_CASE("provision: a cold row runs debootstrap, apt, download and dpkg-deb in
 
   // The exact install and download lines.
   const auto& cmds = world.runner.commands();
-  CHECK(cmds[6].back() == "linux-headers-6.1.0-56-amd64=6.1.192-2");
-  CHECK(cmds[9].back() == "linux-image-6.1.0-56-amd64=6.1.192-2");
+  CHECK(cmds[7].back() == "linux-headers-6.1.0-56-amd64=6.1.192-2");
+  CHECK(cmds[10].back() == "linux-image-6.1.0-56-amd64=6.1.192-2");
   CHECK(cmds[0][3] == "bookworm");
   CHECK(cmds[0][5] == "http://deb.example/debian");
 

@@ -4,6 +4,7 @@
 //   LBSIM-DONE passed=N failed=M
 //   LBSIM-BENCH {...}
 #include <sys/resource.h>
+#include <sys/utsname.h>
 
 #include <cstdio>
 #include <iostream>
@@ -184,7 +185,9 @@ int Bench(const Options& o) {
       failed++;
       continue;
     }
-    nlohmann::ordered_json j = {{"module", b.module}, {"bench", b.name}};
+    utsname u{};
+    uname(&u);
+    nlohmann::ordered_json j = {{"module", b.module}, {"bench", b.name}, {"kernel", u.release}};
     for (const auto& [k, v] : r->items()) j[k] = v;
     Print("LBSIM-BENCH " + j.dump());
   }
@@ -215,7 +218,7 @@ int main(int argc, char** argv) {
   add_common(bench);
   bench->add_option("--case", o.cases, "only these benchmarks")->delimiter(',');
   bench->add_option("--rounds", o.rounds, "loaded/not-loaded alternations (>= 3)")
-      ->check(CLI::Range(1, 100));
+      ->check(CLI::Range(3, 100));
   bench->add_option("--connections", o.connections, "connections per measurement")
       ->check(CLI::Range(10, 1000000));
   CLI11_PARSE(app, argc, argv);

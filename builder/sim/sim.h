@@ -42,6 +42,11 @@ namespace sim {
 
 using Bytes = std::vector<uint8_t>;
 
+// How long to wait for the kernel's answer (a packet, an accept, data). Only
+// failing cases wait this long; generous because TCG guests on a loaded host
+// run slowly.
+inline constexpr int kWaitMs = 10000;
+
 // ---------------------------------------------------------------- addresses
 
 struct IpAddr {
@@ -219,12 +224,12 @@ class BalancerConnection {
  public:
   BalancerConnection(Tun& tun, Endpoint balancer, Endpoint server);
   // SYN with `syn_options` (default MSS 1460), then waits for the SYN-ACK.
-  util::Status Handshake(const Bytes& syn_options = MssOption(), int timeout_ms = 5000);
+  util::Status Handshake(const Bytes& syn_options = MssOption(), int timeout_ms = kWaitMs);
   util::Status SendAck(const Bytes& options = {});  // the ACK completing the handshake
   util::Status SendData(const Bytes& payload, const Bytes& options = {});
   util::Status SendRst();
   // Waits until the server has acknowledged everything sent so far.
-  util::Status AwaitAcked(int timeout_ms = 5000);
+  util::Status AwaitAcked(int timeout_ms = kWaitMs);
   const Endpoint& balancer() const { return balancer_; }
   const Endpoint& server() const { return server_; }
 

@@ -60,7 +60,7 @@ util::Result<double> LoopbackRate(uint16_t port, int connections) {
     Fd c(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (connect(c.get(), reinterpret_cast<sockaddr*>(&ss), len) < 0)
       return util::MakeError("loopback connect failed at connection " + std::to_string(i));
-    auto a = AcceptWithin(l->get(), 5000, nullptr);
+    auto a = AcceptWithin(l->get(), kWaitMs, nullptr);
     if (!a) return a.error();
     auto peer = PeerName(a->get());
     if (!peer) return peer.error();
@@ -111,7 +111,7 @@ util::Result<double> TunToaCost(Context& ctx, uint16_t port, int connections, bo
     if (auto st = bc.Handshake(); !st) return st.error();
     if (auto st = bc.SendAck(ToaOption(client)); !st) return st.error();
     Endpoint accepted;
-    auto a = AcceptWithin(l->get(), 5000, &accepted);
+    auto a = AcceptWithin(l->get(), kWaitMs, &accepted);
     if (!a) return a.error();
     auto peer = PeerName(a->get());
     if (!peer) return peer.error();

@@ -97,7 +97,7 @@ CaseResult ManyConnections(Context& ctx) {
     if (auto st = bc.SendAck(ToaOption(client)); !st)
       return CaseResult::Fail(st.error().message);
     Endpoint accepted;
-    auto fd = AcceptWithin(v4 ? l4->get() : l6->get(), 5000, &accepted);
+    auto fd = AcceptWithin(v4 ? l4->get() : l6->get(), kWaitMs, &accepted);
     if (!fd) return CaseResult::Fail("connection " + std::to_string(i) + ": " + fd.error().message);
     if (accepted != client)
       return CaseResult::Fail("connection " + std::to_string(i) + ": accept() gave " +
@@ -148,7 +148,7 @@ struct LoopbackLoad {
       }
       auto local = SockName(c.get());
       Endpoint accepted;
-      auto a = AcceptWithin(l->get(), 5000, &accepted);
+      auto a = AcceptWithin(l->get(), kWaitMs, &accepted);
       if (!a || !local || accepted != *local) {
         if (!errors++) first_error = a ? "loopback accept() peer is not the connecting socket"
                                        : a.error().message;
@@ -183,7 +183,7 @@ struct TunLoad {
       if (st) st = bc.SendAck(ToaOption(client));
       util::Result<Fd> fd = util::MakeError("");
       if (st) {
-        fd = AcceptWithin(l->get(), 5000, &accepted);
+        fd = AcceptWithin(l->get(), kWaitMs, &accepted);
         if (!fd) st = fd.error();
       }
       if (!st) {
@@ -260,7 +260,7 @@ CaseResult SocketOutlivesRmmod(Context& ctx) {
   if (auto st = bc.Handshake(); !st) return CaseResult::Fail(st.error().message);
   if (auto st = bc.SendAck(ToaOption(client)); !st) return CaseResult::Fail(st.error().message);
   Endpoint accepted;
-  auto fd = AcceptWithin(l->get(), 5000, &accepted);
+  auto fd = AcceptWithin(l->get(), kWaitMs, &accepted);
   if (!fd) return CaseResult::Fail(fd.error().message);
   auto before = PeerName(fd->get());
   if (!before || *before != client)
@@ -276,7 +276,7 @@ CaseResult SocketOutlivesRmmod(Context& ctx) {
   // The connection itself still carries data.
   const Bytes payload{'s', 't', 'i', 'l', 'l'};
   if (auto st = bc.SendData(payload); !st) return CaseResult::Fail(st.error().message);
-  auto got = RecvWithin(fd->get(), 64, 5000);
+  auto got = RecvWithin(fd->get(), 64, kWaitMs);
   if (!got || *got != payload)
     return CaseResult::Fail("after rmmod the connection lost data: " +
                             (got ? std::to_string(got->size()) + " bytes" : got.error().message));

@@ -19,16 +19,16 @@ CaseResult RunToaConn(Context& ctx, const ToaConn& conn) {
     return CaseResult::Fail(st.error().message);
 
   Endpoint accepted;
-  auto fd = AcceptWithin(l->get(), 5000, &accepted);
+  auto fd = AcceptWithin(l->get(), kWaitMs, &accepted);
   if (!fd) return CaseResult::Fail(fd.error().message);
-  auto got = RecvWithin(fd->get(), 64, 5000);
+  auto got = RecvWithin(fd->get(), 64, kWaitMs);
   if (!got || *got != first)
     return CaseResult::Fail("server did not receive the first data segment intact: " +
                             (got ? std::to_string(got->size()) + " bytes" : got.error().message));
   if (conn.later_data_options) {
     if (auto st = bc.SendData(second, *conn.later_data_options); !st)
       return CaseResult::Fail(st.error().message);
-    got = RecvWithin(fd->get(), 64, 5000);
+    got = RecvWithin(fd->get(), 64, kWaitMs);
     if (!got || *got != second)
       return CaseResult::Fail("server did not receive the second data segment intact");
   }

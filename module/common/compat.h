@@ -11,25 +11,19 @@
 #define TB_COMPAT_H
 
 #include <linux/version.h>
-#include <linux/kprobes.h>
+#include <linux/module.h>
 #include <linux/ptrace.h>
+#include <linux/rcupdate.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/tcp.h>
 #include <net/sock.h>
 
-#ifndef CONFIG_KPROBES
-#error "toa-build modules need CONFIG_KPROBES (and CONFIG_KRETPROBES)"
-#endif
-#ifndef CONFIG_KRETPROBES
-#error "toa-build modules need CONFIG_KRETPROBES"
-#endif
-
 /*
- * Function arguments inside a probe handler, by position (1-based). The
- * probed functions keep their leading arguments stable even where later
- * ones were added (syn_recv_sock grew a seventh in 6.1.192 and 7.2), so
- * nothing here depends on a full signature. regs_get_kernel_argument()
+ * Function arguments from saved registers at function entry, by position
+ * (1-based). Hooks read only leading arguments, which stay put where
+ * later ones were added (syn_recv_sock grew a seventh in 6.1.192 and
+ * 7.2), so nothing here depends on a full signature. regs_get_kernel_argument()
  * is a plain inline function (no macro to test for) and only exists since
  * 4.20, so the two common ABIs read the registers directly.
  */
@@ -57,8 +51,6 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 }
 #endif
 
-#define tb_probe_retval(regs)	regs_return_value(regs)
-
 /*
  * proto_ops->getname: before 4.17 it was (sock, addr, int *len, peer)
  * returning 0; since 4.17 it is (sock, addr, peer) returning the length.
@@ -70,6 +62,100 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 #else
 #define TB_GETNAME_PEER_ARG	3
 #endif
+
+/*
+ * ftrace callbacks. Before 5.11 they received pt_regs (only with
+ * FTRACE_OPS_FL_SAVE_REGS); since 5.11 a struct ftrace_regs, which holds
+ * the argument registers even without SAVE_REGS, and since 6.12 is opaque
+ * behind accessor macros. The callback type has nothing to test for,
+ * hence the version; the accessors are feature-tested.
+ *
+ *   TB_FTRACE_CALLBACK(name)   defines a callback; inside it:
+ *   tb_ftrace_arg(n)           argument n (1-based)
+ *   tb_ftrace_regs()           full pt_regs (ops with TB_FTRACE_FL_REGS)
+ *   TB_FTRACE_FL_ARGS          flags for an ops that reads arguments only
+ *   TB_FTRACE_FL_REGS          flags for an ops that changes the IP
+ * Our callbacks never call a function they trace (except through the
+ * getname redirection, which checks its caller), so they need no
+ * recursion protection from ftrace.
+ */
+#include <linux/ftrace.h>
+
+#ifndef CONFIG_DYNAMIC_FTRACE_WITH_REGS
+#error "toa-build modules need CONFIG_DYNAMIC_FTRACE_WITH_REGS"
+#endif
+
+/*
+ * FTRACE_OPS_FL_IPMODIFY (3.19) only adds conflict detection between IP
+ * modifiers; older kernels honour a changed IP without it.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 19, 0)
+#define TB_FL_IPMODIFY		0
+#else
+#define TB_FL_IPMODIFY		FTRACE_OPS_FL_IPMODIFY
+#endif
+
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 11, 0)
+#define TB_FTRACE_CALLBACK(name)					\
+	void name(unsigned long ip, unsigned long parent_ip,		\
+		  struct ftrace_ops *op, struct pt_regs *tb_regs_)
+#define tb_ftrace_regs()	(tb_regs_)
+#define tb_ftrace_arg(n)	tb_probe_arg(tb_regs_, n)
+#define TB_FTRACE_FL_ARGS	(FTRACE_OPS_FL_SAVE_REGS | \
+				 FTRACE_OPS_FL_RECURSION_SAFE)
+#define TB_FTRACE_FL_REGS	(FTRACE_OPS_FL_SAVE_REGS | \
+				 FTRACE_OPS_FL_RECURSION_SAFE | TB_FL_IPMODIFY)
+#else
+#define TB_FTRACE_CALLBACK(name)					\
+	void name(unsigned long ip, unsigned long parent_ip,		\
+		  struct ftrace_ops *op, struct ftrace_regs *tb_fregs_)
+#define tb_ftrace_regs()	ftrace_get_regs(tb_fregs_)
+#ifdef ftrace_regs_get_argument
+#define tb_ftrace_arg(n)	ftrace_regs_get_argument(tb_fregs_, (n) - 1)
+#else
+/* 5.11-6.11: struct ftrace_regs is a pt_regs with the argument registers. */
+#define tb_ftrace_arg(n)	tb_probe_arg(&tb_fregs_->regs, n)
+#endif
+#ifdef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
+#define TB_FTRACE_FL_ARGS	0
+#else
+#define TB_FTRACE_FL_ARGS	FTRACE_OPS_FL_SAVE_REGS
+#endif
+#define TB_FTRACE_FL_REGS	(FTRACE_OPS_FL_SAVE_REGS | TB_FL_IPMODIFY)
+#endif
+
+/*
+ * Define @name, a function with the getname() signature of this kernel
+ * that calls @real and then @done(ret, sock, uaddr).
+ */
+#if TB_GETNAME_PEER_ARG == 4
+#define TB_GETNAME_WRAPPER(name, real, done)				\
+static int name(struct socket *sock, struct sockaddr *uaddr,		\
+		int *uaddr_len, int peer)				\
+{									\
+	int ret = real(sock, uaddr, uaddr_len, peer);			\
+	done(ret, sock, uaddr);						\
+	return ret;							\
+}
+#else
+#define TB_GETNAME_WRAPPER(name, real, done)				\
+static int name(struct socket *sock, struct sockaddr *uaddr, int peer) \
+{									\
+	int ret = real(sock, uaddr, peer);				\
+	done(ret, sock, uaddr);						\
+	return ret;							\
+}
+#endif
+
+/*
+ * Drop an ftrace_ops' filter after unregistering it. ftrace_free_filter()
+ * is not exported on every kernel (not on 5.10); resetting the filter to
+ * empty frees the same memory through an exported call everywhere.
+ */
+static inline void tb_ftrace_free_filter(struct ftrace_ops *ops)
+{
+	ftrace_set_filter(ops, NULL, 0, 1);
+}
 
 /* The IPv6 peer address of a socket; sk_v6_daddr is a macro since 3.13. */
 #if IS_ENABLED(CONFIG_IPV6)
@@ -123,6 +209,17 @@ static const struct file_operations tb_proc_single_fops = {
 #define tb_proc_create_single(name, mode, parent, show) \
 	proc_create_data(name, mode, parent, &tb_proc_single_fops, \
 			 (void *)(show))
+#endif
+
+/* Tasks RCU (3.18) waits until no task runs in a trampoline or wrapper. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 18, 0)
+#define synchronize_rcu_tasks()	synchronize_sched()
+#endif
+
+/* within_module() is 3.17+; both are static inlines, nothing to test. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 17, 0)
+#define within_module(addr, mod) \
+	(within_module_core(addr, mod) || within_module_init(addr, mod))
 #endif
 
 #ifndef READ_ONCE

@@ -4,17 +4,18 @@
  * FullNAT load balancer to applications, through getpeername(), accept()
  * and getsockopt(IPPROTO_IP, TOA_SO_GET_LOOKUP).
  *
- * Hooks are kprobes/kretprobes only (ftrace-based at function entry where
- * the kernel has CONFIG_KPROBES_ON_FTRACE): no unexported symbol is
- * linked, no kernel text or read-only data is written, and the probed
- * functions are used by argument position only.
+ * Hooks are ftrace callbacks at function entry (the mechanism kprobes and
+ * livepatch use, without the kprobe layer's cost): no unexported symbol
+ * is linked, no kernel text or read-only data is written by this module,
+ * and the hooked functions are used by argument position only.
  *
  *   tcp_child_process        the new socket and the ACK that completed
  *                            the handshake
  *   tcp_rcv_established      options in data segments, until the
  *                            application has read data
- *   inet_getname/inet6_getname  rewrite the peer address (getpeername and
- *                            accept both call ops->getname)
+ *   inet_getname/inet6_getname  redirected to a wrapper that rewrites
+ *                            the peer address (getpeername and accept
+ *                            both call ops->getname)
  *   tcp_v4_destroy_sock      forget the socket (IPv6 TCP uses it too)
  *
  * State lives in this module's own RCU hash table keyed by socket pointer,
@@ -25,7 +26,9 @@
 #include <linux/module.h>
 #include <linux/kernel.h>
 #include <linux/init.h>
-#include <linux/kprobes.h>
+#include <linux/ftrace.h>
+#include <linux/delay.h>
+#include <linux/percpu.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
 #include <linux/rculist.h>
@@ -41,6 +44,8 @@
 #include <net/sock.h>
 #include <net/inet_sock.h>
 #include <net/tcp.h>
+#include <net/inet_common.h>
+#include <net/ipv6.h>
 
 #include "compat.h"
 #include "toa_opt.h"
@@ -293,10 +298,10 @@ static bool toa_parse_skb(const struct sk_buff *skb, struct toa_client *client)
  * address, so the entry stored here is visible to accept() and
  * getpeername(). An entry-only hook: no return trampoline per connection.
  */
-static int toa_child_pre(struct kprobe *p, struct pt_regs *regs)
+static TB_FTRACE_CALLBACK(toa_child_hook)
 {
-	struct sock *child = (struct sock *)tb_probe_arg(regs, 2);
-	struct sk_buff *skb = (struct sk_buff *)tb_probe_arg(regs, 3);
+	struct sock *child = (struct sock *)tb_ftrace_arg(2);
+	struct sk_buff *skb = (struct sk_buff *)tb_ftrace_arg(3);
 	struct toa_client client;
 
 	if (toa_parse_skb(skb, &client)) {
@@ -306,100 +311,127 @@ static int toa_child_pre(struct kprobe *p, struct pt_regs *regs)
 		/* A fresh socket never carries an older socket's entry. */
 		toa_forget(child);
 	}
-	return 0;
 }
 
 /* ---- first data segments: tcp_rcv_established ---- */
 
-static int toa_established_pre(struct kprobe *p, struct pt_regs *regs)
+static TB_FTRACE_CALLBACK(toa_established_hook)
 {
-	struct sock *sk = (struct sock *)tb_probe_arg(regs, 1);
-	struct sk_buff *skb = (struct sk_buff *)tb_probe_arg(regs, 2);
+	struct sock *sk = (struct sock *)tb_ftrace_arg(1);
+	struct sk_buff *skb = (struct sk_buff *)tb_ftrace_arg(2);
 	const struct tcphdr *th = tcp_hdr(skb);
 	const struct tcp_skb_cb *cb = TCP_SKB_CB(skb);
 	struct toa_client client, cur;
 
 	/* Fast exits: no options, no payload, or the address is frozen. */
 	if (th->doff <= 5)
-		return 0;
+		return;
 	if (cb->end_seq - cb->seq - th->fin == 0)
-		return 0;
+		return;
 	if (!tb_tcp_nothing_read(sk))
-		return 0;
+		return;
 	if (!toa_parse_skb(skb, &client))
-		return 0;
+		return;
 	if (atomic_read(&toa_nr_entries) && toa_lookup(sk, &cur) &&
 	    !memcmp(&cur, &client, sizeof(cur)))
-		return 0;
+		return;
 	toa_store(sk, &client);
 	tb_stats_inc(&toa_stats, TOA_STAT_USED);
-	return 0;
-}
-
-/* ---- getpeername()/accept(): inet_getname / inet6_getname ---- */
-
-struct toa_getname_data {
-	struct socket *sock;
-	struct sockaddr *uaddr;
-};
-
-static int toa_getname_entry(struct kretprobe_instance *ri,
-			     struct pt_regs *regs)
-{
-	struct toa_getname_data *d = (struct toa_getname_data *)ri->data;
-
-	if (!tb_probe_arg(regs, TB_GETNAME_PEER_ARG) ||
-	    !atomic_read(&toa_nr_entries))
-		return 1;
-	d->sock = (struct socket *)tb_probe_arg(regs, 1);
-	d->uaddr = (struct sockaddr *)tb_probe_arg(regs, 2);
-	return 0;
-}
-
-static int toa_getname_return(struct kretprobe_instance *ri,
-			      struct pt_regs *regs)
-{
-	struct toa_getname_data *d = (struct toa_getname_data *)ri->data;
-	struct toa_client client;
-	struct sock *sk;
-
-	if ((long)tb_probe_retval(regs) < 0)
-		return 0;
-	sk = d->sock->sk;
-	if (!sk || !toa_lookup(sk, &client))
-		return 0;
-
-	if (d->uaddr->sa_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)d->uaddr;
-
-		/* NAT64: an IPv4 socket keeps the balancer; see getsockopt. */
-		if (client.family != 4)
-			return 0;
-		sin->sin_port = client.port;
-		memcpy(&sin->sin_addr.s_addr, client.addr, 4);
-	} else if (d->uaddr->sa_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)d->uaddr;
-
-		sin6->sin6_port = client.port;
-		if (client.family == 4) {
-			ipv6_addr_set(&sin6->sin6_addr, 0, 0, htonl(0x0000ffff),
-				      *(__be32 *)client.addr);
-		} else {
-			memcpy(sin6->sin6_addr.s6_addr, client.addr, 16);
-		}
-		sin6->sin6_flowinfo = 0;
-		sin6->sin6_scope_id = 0;
-	}
-	return 0;
 }
 
 /* ---- socket destruction: tcp_v4_destroy_sock ---- */
 
-static int toa_destroy_pre(struct kprobe *p, struct pt_regs *regs)
+static TB_FTRACE_CALLBACK(toa_destroy_hook)
 {
 	if (atomic_read(&toa_nr_entries))
-		toa_forget((struct sock *)tb_probe_arg(regs, 1));
-	return 0;
+		toa_forget((struct sock *)tb_ftrace_arg(1));
+}
+
+/* ---- getpeername()/accept(): inet_getname / inet6_getname ---- */
+
+/*
+ * When the table holds entries, a call of inet_getname()/inet6_getname()
+ * asking for the peer is redirected (ftrace IPMODIFY, as livepatch does)
+ * to a wrapper here that calls the real function and then rewrites the
+ * address. Calls asking for the local name, and every call while the
+ * table is empty, cost only the ftrace callback. Wrappers in flight are
+ * counted so unloading waits for them to leave this module's code.
+ */
+static DEFINE_PER_CPU(long, toa_redirects);
+
+static void toa_rewrite_peer(struct socket *sock, struct sockaddr *uaddr)
+{
+	struct toa_client client;
+	struct sock *sk = sock->sk;
+
+	if (!sk || !toa_lookup(sk, &client))
+		return;
+	if (uaddr->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)uaddr;
+
+		/* NAT64: an IPv4 socket keeps the balancer; see getsockopt. */
+		if (client.family != 4)
+			return;
+		sin->sin_port = client.port;
+		memcpy(&sin->sin_addr.s_addr, client.addr, 4);
+	} else if (uaddr->sa_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)uaddr;
+
+		sin6->sin6_port = client.port;
+		if (client.family == 4)
+			ipv6_addr_set(&sin6->sin6_addr, 0, 0, htonl(0x0000ffff),
+				      *(__be32 *)client.addr);
+		else
+			memcpy(sin6->sin6_addr.s6_addr, client.addr, 16);
+		sin6->sin6_flowinfo = 0;
+		sin6->sin6_scope_id = 0;
+	}
+}
+
+static void toa_getname_done(int ret, struct socket *sock,
+			     struct sockaddr *uaddr)
+{
+	if (ret >= 0)
+		toa_rewrite_peer(sock, uaddr);
+	this_cpu_dec(toa_redirects);
+}
+
+TB_GETNAME_WRAPPER(toa_inet_getname, inet_getname, toa_getname_done)
+#if IS_ENABLED(CONFIG_IPV6)
+TB_GETNAME_WRAPPER(toa_inet6_getname, inet6_getname, toa_getname_done)
+#endif
+
+static TB_FTRACE_CALLBACK(toa_getname_hook)
+{
+	struct pt_regs *regs;
+
+	if (!tb_ftrace_arg(TB_GETNAME_PEER_ARG) ||
+	    !atomic_read(&toa_nr_entries))
+		return;
+	/* The wrapper's own call of the real function. */
+	if (within_module(parent_ip, THIS_MODULE))
+		return;
+	regs = tb_ftrace_regs();
+	if (!regs)
+		return;
+	this_cpu_inc(toa_redirects);
+	instruction_pointer_set(regs, (unsigned long)op->private);
+}
+
+static void toa_wait_redirects(void)
+{
+	for (;;) {
+		long in_flight = 0;
+		int cpu;
+
+		for_each_possible_cpu(cpu)
+			in_flight += per_cpu(toa_redirects, cpu);
+		if (!in_flight)
+			break;
+		msleep(20);
+	}
+	/* Let the last wrappers execute their final instructions. */
+	synchronize_rcu_tasks();
 }
 
 /* ---- getsockopt(IPPROTO_IP, TOA_SO_GET_LOOKUP) ---- */
@@ -437,61 +469,95 @@ static struct nf_sockopt_ops toa_sockopts = {
 	.owner = THIS_MODULE,
 };
 
-/* ---- probes ---- */
+/* ---- hooks ---- */
 
-static struct kretprobe toa_getname_v4_probe = {
-	.kp.symbol_name = "inet_getname",
-	.entry_handler = toa_getname_entry,
-	.handler = toa_getname_return,
-	.data_size = sizeof(struct toa_getname_data),
+static struct ftrace_ops toa_child_ops = {
+	.func = toa_child_hook,
+	.flags = TB_FTRACE_FL_ARGS,
+};
+
+static struct ftrace_ops toa_established_ops = {
+	.func = toa_established_hook,
+	.flags = TB_FTRACE_FL_ARGS,
+};
+
+static struct ftrace_ops toa_destroy_ops = {
+	.func = toa_destroy_hook,
+	.flags = TB_FTRACE_FL_ARGS,
+};
+
+static struct ftrace_ops toa_getname_ops = {
+	.func = toa_getname_hook,
+	.flags = TB_FTRACE_FL_REGS,
+	.private = toa_inet_getname,
 };
 
 #if IS_ENABLED(CONFIG_IPV6)
-static struct kretprobe toa_getname_v6_probe = {
-	.kp.symbol_name = "inet6_getname",
-	.entry_handler = toa_getname_entry,
-	.handler = toa_getname_return,
-	.data_size = sizeof(struct toa_getname_data),
+static struct ftrace_ops toa_getname6_ops = {
+	.func = toa_getname_hook,
+	.flags = TB_FTRACE_FL_REGS,
+	.private = toa_inet6_getname,
 };
 #endif
 
-static struct kretprobe *toa_kretprobes[] = {
-	&toa_getname_v4_probe,
+struct toa_hook {
+	const char *symbol;
+	struct ftrace_ops *ops;
+	bool registered;
+};
+
+/* Registered in this order; forgetting first, storing last. */
+static struct toa_hook toa_hooks[] = {
+	{ "tcp_v4_destroy_sock", &toa_destroy_ops },
+	{ "inet_getname", &toa_getname_ops },
 #if IS_ENABLED(CONFIG_IPV6)
-	&toa_getname_v6_probe,
+	{ "inet6_getname", &toa_getname6_ops },
 #endif
+	{ "tcp_rcv_established", &toa_established_ops },
+	{ "tcp_child_process", &toa_child_ops },
 };
 
-static struct kprobe toa_destroy_probe = {
-	.symbol_name = "tcp_v4_destroy_sock",
-	.pre_handler = toa_destroy_pre,
-};
+static int __init toa_hook_register(struct toa_hook *h)
+{
+	int err;
 
-static struct kprobe toa_child_probe = {
-	.symbol_name = "tcp_child_process",
-	.pre_handler = toa_child_pre,
-};
+	err = ftrace_set_filter(h->ops, (unsigned char *)h->symbol,
+				strlen(h->symbol), 1);
+	if (err) {
+		pr_err("cannot hook %s: not traceable in this kernel (%d)\n",
+		       h->symbol, err);
+		return err;
+	}
+	err = register_ftrace_function(h->ops);
+	if (err) {
+		tb_ftrace_free_filter(h->ops);
+		pr_err("cannot hook %s (%d)\n", h->symbol, err);
+		return err;
+	}
+	h->registered = true;
+	return 0;
+}
 
-static struct kprobe toa_established_probe = {
-	.symbol_name = "tcp_rcv_established",
-	.pre_handler = toa_established_pre,
-};
+/* Waits for running callbacks (ftrace synchronizes on unregister). */
+static void toa_hooks_unregister(void)
+{
+	int i;
+
+	for (i = ARRAY_SIZE(toa_hooks) - 1; i >= 0; i--) {
+		if (!toa_hooks[i].registered)
+			continue;
+		unregister_ftrace_function(toa_hooks[i].ops);
+		tb_ftrace_free_filter(toa_hooks[i].ops);
+		toa_hooks[i].registered = false;
+	}
+}
 
 /* ---- /proc/net/toa_stats (in every network namespace) ---- */
 
 static int toa_stats_show(struct seq_file *seq, void *v)
 {
-	unsigned long missed = 0;
-	int i;
-
 	tb_stats_show(seq, &toa_stats);
-	for (i = 0; i < ARRAY_SIZE(toa_kretprobes); i++)
-		missed += toa_kretprobes[i]->nmissed +
-			  toa_kretprobes[i]->kp.nmissed;
-	missed += toa_child_probe.nmissed + toa_established_probe.nmissed +
-		  toa_destroy_probe.nmissed;
 	seq_printf(seq, "entries %d\n", atomic_read(&toa_nr_entries));
-	seq_printf(seq, "probe_missed %lu\n", missed);
 	return 0;
 }
 
@@ -566,44 +632,18 @@ static int __init toa_init(void)
 		goto unregister_net;
 	}
 
-	/* Forgetting must be in place before anything can be stored. */
-	err = register_kprobe(&toa_destroy_probe);
-	if (err) {
-		pr_err("cannot probe %s (%d)\n", toa_destroy_probe.symbol_name,
-		       err);
-		goto unregister_sockopt;
-	}
-	for (i = 0; i < ARRAY_SIZE(toa_kretprobes); i++)
-		toa_kretprobes[i]->maxactive =
-			max_t(int, 64, 4 * num_possible_cpus());
-	err = register_kretprobes(toa_kretprobes, ARRAY_SIZE(toa_kretprobes));
-	if (err) {
-		pr_err("cannot probe inet_getname/inet6_getname (%d)\n", err);
-		goto unregister_destroy;
-	}
-	err = register_kprobe(&toa_established_probe);
-	if (err) {
-		pr_err("cannot probe %s (%d)\n",
-		       toa_established_probe.symbol_name, err);
-		goto unregister_kretprobes;
-	}
-	err = register_kprobe(&toa_child_probe);
-	if (err) {
-		pr_err("cannot probe %s (%d)\n", toa_child_probe.symbol_name,
-		       err);
-		goto unregister_established;
+	for (i = 0; i < ARRAY_SIZE(toa_hooks); i++) {
+		err = toa_hook_register(&toa_hooks[i]);
+		if (err)
+			goto unregister_hooks;
 	}
 	pr_info("toa loaded\n");
 	return 0;
 
-unregister_established:
-	unregister_kprobe(&toa_established_probe);
-unregister_kretprobes:
-	unregister_kretprobes(toa_kretprobes, ARRAY_SIZE(toa_kretprobes));
-unregister_destroy:
-	unregister_kprobe(&toa_destroy_probe);
+unregister_hooks:
+	toa_hooks_unregister();
+	toa_wait_redirects();
 	toa_table_free_all();
-unregister_sockopt:
 	nf_unregister_sockopt(&toa_sockopts);
 unregister_net:
 	unregister_pernet_subsys(&toa_net_ops);
@@ -615,14 +655,13 @@ free_stats:
 static void __exit toa_exit(void)
 {
 	/*
-	 * Unregistering waits for running handlers (and, for kretprobes,
-	 * disarms pending returns), so once all probes are gone nothing but
-	 * getsockopt and /proc can reach the table; those go next.
+	 * Unregistering waits for running callbacks; then the wrappers still
+	 * running (e.g. asleep in lock_sock() inside inet_getname) are waited
+	 * for. After that only getsockopt and /proc reach the table; they go
+	 * next.
 	 */
-	unregister_kprobe(&toa_child_probe);
-	unregister_kprobe(&toa_established_probe);
-	unregister_kretprobes(toa_kretprobes, ARRAY_SIZE(toa_kretprobes));
-	unregister_kprobe(&toa_destroy_probe);
+	toa_hooks_unregister();
+	toa_wait_redirects();
 	nf_unregister_sockopt(&toa_sockopts);
 	unregister_pernet_subsys(&toa_net_ops);
 	synchronize_rcu();

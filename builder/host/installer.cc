@@ -327,6 +327,16 @@ std::vector<std::string> SelftestCommand(const std::string& lbsim, const std::st
 
 namespace {
 
+// The compiler's own complaints when there are any, else the log's tail.
+std::string BuildLogSummary(const std::string& log) {
+  std::istringstream in(log);
+  std::vector<std::string> errors;
+  for (std::string line; std::getline(in, line) && errors.size() < 2;)
+    if (line.find("error:") != std::string::npos) errors.push_back(line);
+  if (errors.empty()) return util::OutputTail(log);
+  return Join(errors, " | ");
+}
+
 bool AllModulesInstalled(const RootFs& root, const std::string& kernel, const std::vector<std::string>& modules) {
   for (const auto& m : modules)
     if (FindModuleFile(root, kernel, m).empty()) return false;
@@ -363,11 +373,16 @@ util::Status InstallDkms(Executor& exec, const Detection& det, const InstallOpti
   if (!built) {
     auto r = exec.Run(Dkms("build", {"-k", kver}));
     if (!r || !r->ok()) {
+      // The rollback's `dkms remove` deletes DKMS's log: keep a copy.
       std::string log = base + "/build/make.log";
       auto text = root.Read(log);
-      std::string tail = text ? util::OutputTail(*text) : (r ? util::OutputTail(r->output) : r.error().message);
-      return util::MakeError("step dkms build: the modules did not build for " + kver + ": " + tail +
-                             " (full log: " + log + "); fix: make sure `" + det.profile.header_package +
+      std::string kept = "/var/log/toa-build/make-" + kver + ".log";
+      if (text) (void)root.WriteIfChanged(kept, *text);
+      std::string summary = text ? BuildLogSummary(*text)
+                                 : (r ? BuildLogSummary(r->output) : r.error().message);
+      return util::MakeError("step dkms build: the modules did not build for " + kver + ": " + summary +
+                             (text ? " (full log: " + kept + ")" : "") + "; fix: make sure `" +
+                             det.profile.header_package +
                              "` matches the running kernel and gcc is the kernel's compiler, then run again");
     }
   }
@@ -621,7 +636,7 @@ util::Status RunUninstall(Executor& exec) {
                            "/etc/yum.repos.d/toa-build-vault.repo", "/etc/zypp/repos.d/toa-build-archive.repo",
                            "/etc/toa-build/apt-archive.list"})
     if (auto s = exec.Remove(path); !s) return s;
-  for (const char* dir : {kSourcePath, kContainerDir, "/var/lib/toa-build"})
+  for (const char* dir : {kSourcePath, kContainerDir, "/var/lib/toa-build", "/var/log/toa-build"})
     if (auto s = exec.RemoveTree(dir); !s) return s;
   if (root.IsDir("/etc/toa-build") && root.List("/etc/toa-build").empty())
     if (auto s = exec.RemoveTree("/etc/toa-build"); !s) return s;

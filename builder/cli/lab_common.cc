@@ -22,6 +22,9 @@ void LabFlags::Declare(CLI::App& app) {
   app.add_flag("--icount", icount,
                "Instruction-clocked guest (-icount shift=0,sleep=off) for repeatable in-guest "
                "benchmarks; implies TCG");
+  app.add_flag("--bench", bench,
+               "Run lbsim's in-guest benchmarks (lbsim bench) instead of the cases; implies "
+               "--icount");
   app.add_option("--deadline", deadline_s, "Seconds a guest may run before it is killed")
       ->check(CLI::Range(5, 24 * 3600));
   app.add_option("--module-src", module_src, "Module tree to build (default: the project's module/)");
@@ -56,7 +59,8 @@ util::Result<lab::LabOptions> LabFlags::ToOptions() const {
   auto a = lab::ParseAccel(accel);
   if (!a) return util::MakeError(a.error().message);
   o.qemu.accel = *a;
-  o.qemu.icount = icount;
+  o.qemu.icount = icount || bench;
+  o.mode = bench ? lab::GuestMode::kBench : lab::GuestMode::kRun;
   o.qemu.deadline = std::chrono::seconds(deadline_s);
   if (!module_src.empty()) o.module_src = module_src;
   if (!lbsim.empty()) o.lbsim = lbsim;

@@ -17,6 +17,7 @@ struct LabFlags {
   std::string method = "kbuild";
   std::string accel = "auto";
   bool icount = false;
+  bool bench = false;
   int deadline_s = 300;
   std::string module_src;
   std::string lbsim;

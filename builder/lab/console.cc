@@ -124,7 +124,7 @@ bool IsKernelFault(const std::string& line) {
   return false;
 }
 
-ConsoleReport ParseConsole(const std::string& console, bool timed_out) {
+ConsoleReport ParseConsole(const std::string& console, bool timed_out, GuestMode mode) {
   ConsoleReport r;
   std::set<std::string> seen_faults;
   std::istringstream in(console);
@@ -161,10 +161,19 @@ ConsoleReport ParseConsole(const std::string& console, bool timed_out) {
     }
     if (size_t p = line.find("LBSIM-BENCH "); p != std::string::npos) {
       auto j = nlohmann::json::parse(line.substr(p + 12), nullptr, false);
-      if (j.is_discarded())
+      if (!j.is_object()) {
         r.failures.push_back("malformed LBSIM-BENCH line: " + Truncate(line.substr(p), 200));
-      else
-        r.benches.push_back(std::move(j));
+        continue;
+      }
+      if (mode == GuestMode::kBench) {
+        CaseResult c;
+        c.module = j.value("module", std::string("?"));
+        c.name = "bench:" + j.value("bench", std::string("?"));
+        c.passed = !j.contains("error");
+        c.detail = c.passed ? j.dump() : j["error"].dump();
+        r.cases.push_back(std::move(c));
+      }
+      r.benches.push_back(std::move(j));
       continue;
     }
     if (size_t p = line.find("LBSIM-DONE"); p != std::string::npos) {
@@ -210,14 +219,17 @@ ConsoleReport ParseConsole(const std::string& console, bool timed_out) {
   if (!r.kernel_faults.empty())
     r.failures.push_back("kernel log has " + std::to_string(r.kernel_faults.size()) +
                          " fault line(s), first: " + Truncate(r.kernel_faults.front(), 200));
-  if (r.saw_end && r.cases.empty()) r.failures.push_back("zero test cases ran");
+  if (r.saw_end && r.cases.empty())
+    r.failures.push_back(mode == GuestMode::kBench ? "zero benchmarks ran" : "zero test cases ran");
   int failed = 0;
   for (const auto& c : r.cases)
     if (!c.passed) ++failed;
   if (failed > 0)
     r.failures.push_back(std::to_string(failed) + " of " + std::to_string(r.cases.size()) +
                          " case(s) failed");
-  if (r.saw_end) {
+  if (r.saw_end && mode == GuestMode::kBench) {
+    if (r.rc != 0) r.failures.push_back("lbsim exited with rc=" + std::to_string(r.rc));
+  } else if (r.saw_end) {
     if (!r.saw_done) {
       r.failures.push_back("lbsim did not print LBSIM-DONE (crashed?)");
     } else if (r.done_passed + r.done_failed != static_cast<int>(r.cases.size()) ||

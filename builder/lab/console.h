@@ -31,8 +31,14 @@ struct ConsoleReport {
   bool ok() const { return failures.empty(); }
 };
 
+// What /init ran: `lbsim run` (test cases, ending with LBSIM-DONE) or
+// `lbsim bench` (LBSIM-BENCH lines only; each becomes a "bench:NAME" case that
+// fails when lbsim reported an error for it).
+enum class GuestMode { kRun, kBench };
+
 // `timed_out`: the runner killed QEMU at its deadline.
-ConsoleReport ParseConsole(const std::string& console, bool timed_out);
+ConsoleReport ParseConsole(const std::string& console, bool timed_out,
+                           GuestMode mode = GuestMode::kRun);
 
 // The lab's own row-level checks as cases (lab/boot, lab/kernel_log,
 // lab/cases), so JSON and JUnit show why a row failed even when no case ran.

@@ -173,3 +173,27 @@ TEST_CASE("console: a malformed result line is a failed case, not a crash") {
   CHECK_FALSE(r.cases[0].passed);
   CHECK(r.cases[0].detail.find("malformed") != std::string::npos);
 }
+
+TEST_CASE("console: bench mode turns LBSIM-BENCH lines into results") {
+  std::string text =
+      "LAB-BEGIN\n"
+      "LBSIM-BENCH {\"module\":\"toa\",\"bench\":\"loopback_connect_rate\",\"loaded\":13331}\n"
+      "LBSIM-BENCH {\"module\":\"uoa\",\"bench\":\"udp_rate\",\"error\":\"no TUN\"}\n" +
+      Dmesg("") + "LAB-END rc=1\n";
+  auto r = lab::ParseConsole(text, false, lab::GuestMode::kBench);
+  REQUIRE(r.benches.size() == 2);
+  REQUIRE(r.cases.size() == 2);
+  CHECK(r.cases[0].name == "bench:loopback_connect_rate");
+  CHECK(r.cases[0].passed);
+  CHECK_FALSE(r.cases[1].passed);
+  CHECK(r.cases[1].detail.find("no TUN") != std::string::npos);
+  CHECK_FALSE(r.ok());
+
+  std::string good = "LAB-BEGIN\nLBSIM-BENCH {\"module\":\"toa\",\"bench\":\"x\",\"v\":1}\n" +
+                     Dmesg("") + "LAB-END rc=0\n";
+  CHECK(lab::ParseConsole(good, false, lab::GuestMode::kBench).ok());
+  // The same text as a case run lacks LBSIM-DONE and cases.
+  CHECK_FALSE(lab::ParseConsole(good, false).ok());
+  std::string none = "LAB-BEGIN\n" + Dmesg("") + "LAB-END rc=0\n";
+  CHECK_FALSE(lab::ParseConsole(none, false, lab::GuestMode::kBench).ok());
+}

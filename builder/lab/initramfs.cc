@@ -352,7 +352,8 @@ util::Result<std::vector<std::string>> ResolveKernelModules(
   return order;
 }
 
-std::string GenerateInit(const std::vector<std::string>& lbsim_args) {
+std::string GenerateInit(const std::vector<std::string>& lbsim_args,
+                         const std::string& subcommand) {
   std::string args;
   for (const auto& a : lbsim_args) args += " " + ShellQuote(a);
   // Written for busybox ash. Kernel modules failing to load are reported by
@@ -370,7 +371,7 @@ std::string GenerateInit(const std::vector<std::string>& lbsim_args) {
          "  insmod \"/kmod/$m\" || echo \"LAB-KMOD-FAIL $m\"\n"
          "done < /kmod/order\n"
          "echo LAB-BEGIN\n"
-         "/bin/lbsim run --ko-dir /modules" +
+         "/bin/lbsim " + subcommand + " --ko-dir /modules" +
          args +
          "\n"
          "rc=$?\n"
@@ -431,7 +432,12 @@ util::Result<InitramfsInfo> BuildInitramfs(const InitramfsSpec& spec, util::Proc
     }
   }
   cpio.AddFile("kmod/order", order_text, 0644);
-  cpio.AddFile("init", spec.init_script.empty() ? GenerateInit(spec.lbsim_args) : spec.init_script,
+  if (spec.lbsim_subcommand != "run" && spec.lbsim_subcommand != "bench")
+    return util::MakeError("initramfs: lbsim subcommand must be run or bench, not `" +
+                           spec.lbsim_subcommand + "`");
+  cpio.AddFile("init",
+               spec.init_script.empty() ? GenerateInit(spec.lbsim_args, spec.lbsim_subcommand)
+                                        : spec.init_script,
                0755);
 
   std::string archive = cpio.Finish();

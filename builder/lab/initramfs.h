@@ -59,7 +59,9 @@ std::vector<std::string> ModinfoDepends(const std::string& ko);
 // The /init script: mounts, lo up, /kmod/order, LAB-BEGIN, lbsim with
 // `lbsim_args` appended to `run --ko-dir /modules`, the dmesg dump, LAB-END rc=N,
 // power off.
-std::string GenerateInit(const std::vector<std::string>& lbsim_args);
+// `subcommand` is lbsim's: "run" (the cases) or "bench" (the benchmarks).
+std::string GenerateInit(const std::vector<std::string>& lbsim_args,
+                         const std::string& subcommand = "run");
 
 // An /init that only powers off: the floor a bare boot is measured against.
 std::string GenerateBareInit();
@@ -73,6 +75,7 @@ struct InitramfsSpec {
   std::string kernel_modules_dir;      // the image's /lib/modules/KVER
   std::vector<std::string> kernel_modules{"tun"};
   std::vector<std::string> lbsim_args;
+  std::string lbsim_subcommand = "run";
   std::string init_script;             // overrides the generated /init
   bool gzip = false;                   // compress with `gzip -1` (see BuildInitramfs)
 };

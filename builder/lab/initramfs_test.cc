@@ -250,3 +250,8 @@ TEST_CASE("initramfs: without modules.dep, modules are found by name and .modinf
   REQUIRE_FALSE(missing);
   CHECK(missing.error().message.find("`wireguard`") != std::string::npos);
 }
+
+TEST_CASE("init: bench mode runs lbsim bench") {
+  std::string init = lab::GenerateInit({"--rounds", "3"}, "bench");
+  CHECK(init.find("/bin/lbsim bench --ko-dir /modules '--rounds' '3'") != std::string::npos);
+}

@@ -144,6 +144,7 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
   spec.kernel_modules_dir = kernel->modules_dir;
   spec.kernel_modules = options.kernel_modules;
   spec.lbsim_args = options.lbsim_args;
+  spec.lbsim_subcommand = options.mode == GuestMode::kBench ? "bench" : "run";
   spec.gzip = options.gzip_initramfs;
   auto initramfs = BuildInitramfs(spec, runner);
   if (!initramfs) {
@@ -181,7 +182,7 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
   if (util::WriteFileAtomic(log, run->console)) report.console_log = log;
 
   // 5. Verdict.
-  ConsoleReport parsed = ParseConsole(run->console, run->timed_out);
+  ConsoleReport parsed = ParseConsole(run->console, run->timed_out, options.mode);
   bool builds_ok = report.error.empty();
   for (auto& c : parsed.cases) report.results.push_back(c);
   for (auto& c : LabCases(parsed)) report.results.push_back(c);

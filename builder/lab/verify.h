@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "lab/console.h"
 #include "lab/matrix.h"
 #include "lab/modbuild.h"
 #include "lab/qemu.h"
@@ -21,6 +22,8 @@ struct LabOptions {
   // Every method listed is built (and must succeed); the guest boots the
   // modules of the first.
   std::vector<BuildMethod> methods{BuildMethod::kKbuild};
+  // lbsim's cases (`run`), or its benchmarks (`bench`, best with qemu.icount).
+  GuestMode mode = GuestMode::kRun;
   std::vector<std::string> lbsim_args;          // after `run --ko-dir /modules`
   std::vector<std::string> kernel_modules{"tun"};
   QemuOptions qemu;                             // kernel/initrd filled per row

@@ -486,6 +486,17 @@ util::Result<Resolved> ResolveAndInstallHeaders(const KernelRow& row, util::Proc
                        " depends on no package like " + row.headers_package + " (Depends: " +
                        Field(stanza, "Depends") + ")");
     res.meta_version = *v;
+    // The image metapackage should be at the same version; when the archive
+    // is mid-upload (signed images lag in sid) say so: the headers decide.
+    auto image = session->Run({"apt-cache", "madison", row.image_meta}, kAptQueryTimeout,
+                              "look up " + row.image_meta);
+    if (!image) return image.error();
+    auto image_version = NewestInSuites(image->output, row.image_meta, suites);
+    if (!image_version)
+      progress("warning: " + image_version.error().message);
+    else if (*image_version != *v)
+      progress("warning: " + row.image_meta + " is at " + *image_version + " but " +
+               row.headers_meta + " at " + *v + "; using " + *v);
   }
   progress("resolved " + row.name + " to " + res.kver + " (" + res.meta_version + ")");
 

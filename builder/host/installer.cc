@@ -310,12 +310,20 @@ util::Status RunDeps(Executor& exec, const Detection& det) {
 // ---------------------------------------------------------------- install
 
 std::string FindModuleFile(const RootFs& root, const std::string& kernel, const std::string& module) {
-  const std::string base = "/lib/modules/" + kernel + "/";
-  for (const char* dir : {"updates/dkms/", "extra/", "updates/", "extra/toa-build/", "kernel/extra/"})
-    for (const char* ext : {".ko", ".ko.xz", ".ko.zst", ".ko.gz"}) {
-      std::string path = base + dir + module + ext;
-      if (root.Exists(path)) return path;
+  // DKMS installs to updates/dkms (Debian) or extra (RHEL); kbuild's
+  // modules_install keeps the source's subfolders (extra/toa-build/toa/).
+  const std::string base = "/lib/modules/" + kernel;
+  for (const char* dir : {"/updates", "/extra"}) {
+    std::error_code ec;
+    std::vector<std::string> found;
+    for (std::filesystem::recursive_directory_iterator it(root.Path(base + dir), ec), end; !ec && it != end;
+         it.increment(ec)) {
+      auto name = it->path().filename().string();
+      for (const char* ext : {".ko", ".ko.xz", ".ko.zst", ".ko.gz"})
+        if (name == module + ext) found.push_back(it->path().string().substr(root.Path(base).size()));
     }
+    if (!found.empty()) return base + *std::min_element(found.begin(), found.end());
+  }
   std::string container = std::string(kContainerDir) + "/modules/" + kernel + "/" + module + ".ko";
   if (root.Exists(container)) return container;
   return "";

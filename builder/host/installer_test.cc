@@ -732,7 +732,7 @@ TEST_CASE("install --dry-run with the kbuild strategy on an installed host does 
   util::FakeProcessRunner fake;
   fake.On({"make"}, 0, "", [&](const util::ProcessSpec& spec) {
     if (spec.argv.back() == "modules_install")
-      for (const char* m : {"toa", "uoa"}) Touch(box.root / ("lib/modules/" + k + "/extra/toa-build/" + m + ".ko"));
+      for (const char* m : {"toa", "uoa"}) Touch(box.root / ("lib/modules/" + k + "/extra/toa-build/" + m + "/" + m + ".ko"));
   });
   fake.On({"depmod"}, 0);
   fake.On({"modprobe"}, 0, "", [&](const util::ProcessSpec& spec) { Touch(box.root / "sys/module" / spec.argv[1] / "x"); });
@@ -740,6 +740,7 @@ TEST_CASE("install --dry-run with the kbuild strategy on an installed host does 
     host::Executor exec(root, fake, false);
     REQUIRE(host::RunInstall(exec, det.value(), box.Options()).ok());
   }
+  CHECK(host::FindModuleFile(root, k, "uoa") == "/lib/modules/" + k + "/extra/toa-build/uoa/uoa.ko");
   CHECK(Slurp(box.root / "etc/kernel/postinst.d/toa-build") == host::RenderKernelHook());
   CHECK(Mode(box.root / "etc/kernel/postinst.d/toa-build") == 0755);
   // Build outputs next to the sources do not count as a change.

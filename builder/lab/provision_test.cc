@@ -378,3 +378,51 @@ TEST_CASE("CompareDebianVersions follows dpkg") {
   CHECK(CompareDebianVersions("7.2.13-1", "7.2.13-1") == 0);
   CHECK(CompareDebianVersions("1.0a", "1.0") > 0);
 }
+
+TEST_CASE("provision: rows sharing a root share one /proc mount") {
+  TempDir t;
+  std::string root = t.path + "/roots/bookworm";
+  fs::create_directories(root + "/proc");
+  util::FakeProcessRunner runner;
+  runner.On({"mount"}, 0);
+  runner.On({"umount"}, 0);
+  runner.On({"chroot"}, 0);
+  auto count = [&](const std::string& what) {
+    int n = 0;
+    for (const auto& c : runner.commands()) n += c[0] == what;
+    return n;
+  };
+  {
+    auto a = RootSession::Enter(root, t.path, runner);
+    REQUIRE(a.ok());
+    CHECK(count("mount") == 1);
+    {
+      // The fake mount is invisible, so b mounts again; what matters is that
+      // a's session still holds /proc when b leaves.
+      auto b = RootSession::Enter(root, t.path, runner);
+      REQUIRE(b.ok());
+      REQUIRE(b->Run({"make"}, std::chrono::seconds(5), "make").ok());
+    }
+    CHECK(count("umount") == 0);
+    REQUIRE(a->Run({"make"}, std::chrono::seconds(5), "make").ok());
+  }
+  CHECK(count("umount") == 1);
+  CHECK(runner.commands().back() == std::vector<std::string>{"umount", root + "/proc"});
+}
+
+TEST_CASE("provision: a user of a dead process does not keep /proc mounted") {
+  TempDir t;
+  std::string root = t.path + "/roots/sid";
+  fs::create_directories(root + "/proc");
+  util::FakeProcessRunner runner;
+  runner.On({"mount"}, 0);
+  runner.On({"umount"}, 0);
+  {
+    auto a = RootSession::Enter(root, t.path, runner);
+    REQUIRE(a.ok());
+    // A crashed run's registration (pid that cannot exist).
+    for (const auto& e : fs::directory_iterator(t.path + "/locks"))
+      if (e.path().extension() == ".users") Touch(e.path().string() + "/999999999.0");
+  }
+  CHECK(runner.commands().back() == std::vector<std::string>{"umount", root + "/proc"});
+}

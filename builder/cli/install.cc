@@ -1,5 +1,7 @@
 // toa-build install: detect -> deps -> build (DKMS/kbuild/container) -> load
 // -> autoload -> self-test; idempotent, undone on failure.
+#include <sys/utsname.h>
+
 #include "cli/host_common.h"
 #include "host/installer.h"
 
@@ -40,6 +42,16 @@ class InstallCommand : public Subcommand {
     opts.lbsim = args_.root == "/" ? FindLbsim() : "";
     auto det = DetectHost(args_);
     if (!det) return fail(det.error().message);
+    // Modules built for another kernel cannot load into the running one:
+    // install them for that kernel's next boot only.
+    bool other_kernel = false;
+    if (args_.root == "/" && !no_load_) {
+      struct utsname u {};
+      if (::uname(&u) == 0 && det->kernel != u.release) {
+        other_kernel = true;
+        opts.no_load = true;
+      }
+    }
     host::RootFs root(args_.root);
     util::RecordingProcessRunner recorder;
     util::ProcessRunner& runner = args_.dry_run ? recorder : *ctx.runner;
@@ -55,8 +67,11 @@ class InstallCommand : public Subcommand {
     }
     *ctx.out << "toa-build install: " << (module_ == "all" ? "toa, uoa" : module_) << " installed for "
              << det->kernel << " (" << det->profile.build << ", autoload " << det->profile.autoload << ")"
-             << (no_load_ ? ", not loaded (--no-load)" : ", loaded") << "\n";
-    if (!no_load_ && opts.lbsim.empty())
+             << (no_load_ ? ", not loaded (--no-load)"
+                 : other_kernel ? ", not loaded (not the running kernel: they load when it boots)"
+                                : ", loaded")
+             << "\n";
+    if (!opts.no_load && opts.lbsim.empty())
       *ctx.err << "toa-build install: self-test skipped: lbsim not found next to toa-build\n";
     return 0;
   }

@@ -76,6 +76,13 @@ CaseResult LaterOptionIgnored(Context& ctx) {
   return RunToaConn(ctx, c);
 }
 
+// The module's count of per-socket entries, if /proc/net/toa_stats shows one.
+std::optional<uint64_t> TableEntries() {
+  auto c = ReadCounters("/proc/net/toa_stats");
+  if (!c || !c->count("entries")) return std::nullopt;
+  return (*c)["entries"];
+}
+
 // 1,000 connections open at once, each with its own client address
 // (254 IPv4 + 746 IPv6), each reported right, then checked again at the end.
 CaseResult ManyConnections(Context& ctx) {
@@ -83,6 +90,7 @@ CaseResult ManyConnections(Context& ctx) {
   Endpoint s4{net::ServerV4(), ctx.NextServerPort()}, s6{net::ServerV6(), ctx.NextServerPort()};
   auto l4 = Listen(s4, false, 1024), l6 = Listen(s6, false, 1024);
   if (!l4 || !l6) return CaseResult::Fail(!l4 ? l4.error().message : l6.error().message);
+  auto baseline = TableEntries();
   std::vector<Fd> fds;
   std::vector<Endpoint> clients;
   for (int i = 0; i < kCount; i++) {
@@ -116,14 +124,31 @@ CaseResult ManyConnections(Context& ctx) {
                       clients[i].ToString();
     }
   }
+  // Per-socket entries must be freed with their sockets: the module's
+  // "entries" gauge (when it has one) must come back to where it started.
+  auto entries = TableEntries;
+  auto at_open = entries();
   for (auto& fd : fds) CloseWithReset(fd);
+  std::string leak_note;
+  if (baseline && at_open) {
+    auto now = entries();
+    for (int w = 0; w < 100 && now && *now > *baseline; w++) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      now = entries();
+    }
+    leak_note = "; toa_stats entries " + std::to_string(*baseline) + " before, " +
+                std::to_string(*at_open) + " open, " +
+                (now ? std::to_string(*now) : std::string("?")) + " after closing";
+    if (now && *now > *baseline)
+      return CaseResult::Fail("per-socket entries not freed with their sockets" + leak_note);
+  }
   if (wrong)
     return CaseResult::Fail(std::to_string(wrong) + " of " + std::to_string(kCount) +
                             " open connections reported a wrong peer; first: " + first_wrong);
   return CaseResult::Pass(std::to_string(kCount) + " concurrent connections (" +
                           std::to_string(kV4) + " IPv4, " + std::to_string(kCount - kV4) +
                           " IPv6 clients) each reported their own client in accept() and "
-                          "getpeername()");
+                          "getpeername()" + leak_note);
 }
 
 // Loopback connect+accept+getpeername until `stop`; counts and first error.

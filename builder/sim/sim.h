@@ -10,7 +10,10 @@
 //   Tun + network setup (netlink, no `ip` command)   (tun.cc)
 //   BalancerConnection (TCP handshake from the TUN), server socket helpers (tcp.cc)
 //   Modules: finit_module/delete_module with parameters (modules.cc)
-//   Case / Benchmark tables and the runner (runner.cc, main.cc)
+//   Modules: also the kernel log, taint and /proc stats counters (modules.cc)
+//   Case / Benchmark tables (toa_cases.cc, toa_benchmark.cc, uoa_cases.cc);
+//   the runner and CLI (main.cc, not in the library)
+// TOA connections as data rows: toa_conn.h (ToaConn, RunToaConn).
 //
 // Adding cases: a case is a row {module, name, params, run}. `params` are the
 // module parameters the runner loads the module with before the case (the
@@ -18,7 +21,8 @@
 // Context with the TUN, the module control and port allocators and returns
 // pass/fail with a one-line detail. TOA cases live in toa_cases.cc
 // (ToaCases()); UOA cases in uoa_cases.cc (UoaCases(), UoaBenchmarks()) which
-// the UOA module's author owns: replace the stub there, keep the signatures.
+// the UOA module's author owns. Under --no-load only cases with empty
+// `params` run. The runner fails a case that taints the kernel (oops/WARN).
 // A case must not pass vacuously: a case whose expectation also holds without
 // the module (e.g. "peer unchanged") must first prove the module is effective
 // (a control connection whose option is honoured).

@@ -315,6 +315,14 @@ static TB_FTRACE_CALLBACK(toa_child_hook)
 
 /* ---- first data segments: tcp_rcv_established ---- */
 
+/* Field by field: struct toa_client has padding. */
+static bool toa_client_equal(const struct toa_client *a,
+			     const struct toa_client *b)
+{
+	return a->family == b->family && a->port == b->port &&
+	       !memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
 static TB_FTRACE_CALLBACK(toa_established_hook)
 {
 	struct sock *sk = (struct sock *)tb_ftrace_arg(1);
@@ -333,7 +341,7 @@ static TB_FTRACE_CALLBACK(toa_established_hook)
 	if (!toa_parse_skb(skb, &client))
 		return;
 	if (atomic_read(&toa_nr_entries) && toa_lookup(sk, &cur) &&
-	    !memcmp(&cur, &client, sizeof(cur)))
+	    toa_client_equal(&cur, &client))
 		return;
 	toa_store(sk, &client);
 	tb_stats_inc(&toa_stats, TOA_STAT_USED);

@@ -2,6 +2,10 @@
 // fixes (JSON keys, one-line errors, exit codes, --dry-run output).
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "cli/command.h"
@@ -101,4 +105,45 @@ TEST_CASE("cli status on a clean root says what to do", "[host][cli]") {
   CHECK(j["ok"] == false);
   CHECK(j["modules"]["toa"]["installed"] == false);
   CHECK(r.err == "toa-build status: toa is not installed for kernel 6.12.57+deb13-amd64: run `toa-build install`\n");
+}
+
+TEST_CASE("cli selftest runs lbsim per module and reports per case", "[host][cli]") {
+  namespace fs = std::filesystem;
+  auto dir = fs::temp_directory_path() / ("host-selftest-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "lbsim") << "#!/bin/false\n";
+  ::setenv("TOA_BUILD_BINARY_DIR", dir.c_str(), 1);
+  const std::string lbsim = (dir / "lbsim").string();
+  auto run = [&](std::vector<std::string> args, util::FakeProcessRunner& fake, std::string& out, std::string& err) {
+    args.insert(args.begin(), "toa-build");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    std::ostringstream o, e;
+    int code = cli::RunApplication(static_cast<int>(argv.size()), argv.data(), fake, o, e);
+    out = o.str();
+    err = e.str();
+    return code;
+  };
+  util::FakeProcessRunner fake;
+  fake.On({lbsim, "run", "--netns", "--no-load", "--module", "toa"}, 0,
+          "LBSIM-RESULT {\"module\":\"toa\",\"case\":\"ipv4_client\",\"result\":\"pass\",\"detail\":\"\"}\n"
+          "LBSIM-RESULT {\"module\":\"toa\",\"case\":\"ipv6_client\",\"result\":\"pass\",\"detail\":\"\"}\n"
+          "LBSIM-DONE passed=2 failed=0\n");
+  fake.On({lbsim, "run", "--netns", "--no-load", "--module", "uoa"}, 1,
+          "LBSIM-RESULT {\"module\":\"uoa\",\"case\":\"ipv4_option\",\"result\":\"fail\",\"detail\":\"saw 198.51.100.2\"}\n"
+          "LBSIM-DONE passed=0 failed=1\n");
+  std::string out, err;
+  CHECK(run({"selftest", "--module", "toa"}, fake, out, err) == 0);
+  CHECK(out == "toa ipv4_client: pass\ntoa ipv6_client: pass\npassed 2, failed 0\n");
+  CHECK(run({"selftest"}, fake, out, err) == 1);
+  CHECK(out.find("uoa ipv4_option: fail (saw 198.51.100.2)\n") != std::string::npos);
+  CHECK(out.find("passed 2, failed 1\n") != std::string::npos);
+  CHECK(err == "toa-build selftest: uoa: lbsim exited 1: LBSIM-RESULT {\"module\":\"uoa\",\"case\":\"ipv4_option\","
+               "\"result\":\"fail\",\"detail\":\"saw 198.51.100.2\"} | LBSIM-DONE passed=0 failed=1\n");
+  fs::remove(dir / "lbsim");
+  util::FakeProcessRunner none;
+  CHECK(run({"selftest"}, none, out, err) == 1);
+  CHECK(err.find("toa-build selftest: lbsim not found") == 0);
+  ::unsetenv("TOA_BUILD_BINARY_DIR");
+  fs::remove_all(dir);
 }

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -787,6 +788,18 @@ util::Result<nlohmann::json> BenchLoopback(Context& ctx) {
   constexpr int kDatagrams = 20000;
   int rounds = std::max(3, ctx.bench_rounds);
   std::vector<double> loaded, unloaded, ratios;
+  // Unrecorded runs first, until two in a row agree within 1%: right after
+  // boot the guest is still settling (seen on 7.2: for about the first guest
+  // second loopback ran at a third of its later rate).
+  if (auto st = ctx.modules.UnloadIfLoaded("uoa"); !st) return st.error();
+  std::vector<double> warmup;
+  while (warmup.size() < 20) {
+    auto rate = LoopbackRate(ctx.NextServerPort(), kDatagrams);
+    if (!rate) return rate.error();
+    warmup.push_back(*rate);
+    size_t n = warmup.size();
+    if (n >= 2 && std::abs(warmup[n - 1] / warmup[n - 2] - 1) < 0.01) break;
+  }
   for (int r = 0; r < rounds; r++) {
     for (bool load : {false, true}) {
       auto st = load ? ctx.modules.Ensure("uoa", "") : ctx.modules.UnloadIfLoaded("uoa");
@@ -799,6 +812,7 @@ util::Result<nlohmann::json> BenchLoopback(Context& ctx) {
   }
   return nlohmann::json{{"what", "loopback UDP datagrams received per guest second"},
                         {"datagrams_per_measurement", kDatagrams},
+                        {"warmup_not_loaded", warmup},
                         {"not_loaded", unloaded},
                         {"loaded", loaded},
                         {"ratios", ratios},

@@ -560,10 +560,11 @@ util::Status InstallSteps(Executor& exec, const Detection& det, const InstallOpt
     }
   }
   if (!w) return util::MakeError("step autoload: " + w.error().message);
-  if (p.build == "kbuild" && !p.kernel_hook.empty()) {
-    auto h = exec.Write(p.kernel_hook, RenderKernelHook(), 0755);
-    if (!h) return util::MakeError("step kernel-hook: " + h.error().message);
-  }
+  if (p.build == "kbuild")
+    for (const auto& hook : p.kernel_hooks) {
+      auto h = exec.Write(hook, RenderKernelHook(), 0755);
+      if (!h) return util::MakeError("step kernel-hook: " + h.error().message);
+    }
 
   nlohmann::json state{{"build", p.build},         {"autoload", p.autoload},
                        {"kernel", det.kernel},     {"modules", opts.modules},
@@ -641,6 +642,7 @@ util::Status RunUninstall(Executor& exec) {
     }
   }
   for (const char* path : {kSysconfigModulesPath, kModulesLoadPath, kOptionsPath, "/etc/kernel/postinst.d/toa-build",
+                           "/etc/kernel/header_postinst.d/toa-build",
                            "/etc/yum.repos.d/toa-build-vault.repo", "/etc/zypp/repos.d/toa-build-archive.repo",
                            "/etc/toa-build/apt-archive.list"})
     if (auto s = exec.Remove(path); !s) return s;

@@ -751,3 +751,39 @@ TEST_CASE("install --dry-run with the kbuild strategy on an installed host does 
   CHECK(plan.lines().empty());
   CHECK(recorder.commands().empty());
 }
+
+TEST_CASE("kbuild on Debian hooks both the kernel and the header packages", "[host][plan]") {
+  Sandbox box("debian-12");
+  box.InstallTools("6.1.0-56-amd64");
+  fs::create_directories(box.base / "profiles");
+  for (const auto& e : fs::directory_iterator(std::string(TOA_SOURCE_DIR) + "/distros/profiles"))
+    fs::copy(e.path(), box.base / "profiles" / e.path().filename());
+  // The same facts with the kbuild strategy (a host where DKMS cannot be had).
+  auto debian = Slurp(box.base / "profiles/debian.yaml");
+  auto at = debian.find("  build: dkms\n");
+  REQUIRE(at != std::string::npos);
+  debian.replace(at, 13, "  build: kbuild\n");
+  std::ofstream(box.base / "profiles/debian.yaml") << debian;
+  auto set = host::ProfileSet::Load((box.base / "profiles").string());
+  REQUIRE(set.ok());
+  host::RootFs root(box.root.string());
+  auto det = host::Detect(set.value(), root, "");
+  REQUIRE(det.ok());
+  REQUIRE(det->profile.build == "kbuild");
+  util::RecordingProcessRunner recorder;
+  host::Executor exec(root, recorder, true);
+  auto opts = box.Options();
+  opts.no_load = true;
+  REQUIRE(host::RunInstall(exec, det.value(), opts).ok());
+  CHECK(exec.lines() == std::vector<std::string>{
+                            "# copy " + box.src.string() + " -> /usr/src/toa-build-0.1.0",
+                            "make -C /lib/modules/6.1.0-56-amd64/build M=/usr/src/toa-build-0.1.0 modules",
+                            "make -C /lib/modules/6.1.0-56-amd64/build M=/usr/src/toa-build-0.1.0 "
+                            "INSTALL_MOD_DIR=extra/toa-build modules_install",
+                            "depmod -a 6.1.0-56-amd64",
+                            "# write /etc/modules-load.d/toa.conf (0644)",
+                            "# write /etc/kernel/postinst.d/toa-build (0755)",
+                            "# write /etc/kernel/header_postinst.d/toa-build (0755)",
+                            "# write /var/lib/toa-build/state.json (0644)",
+                        });
+}

@@ -302,7 +302,7 @@ util::Result<Profile> ProfileSet::Resolve(const OsIdentity& os, const std::strin
     }
     p.autoload = Str(Get(merged, "autoload"), vars);
     p.build = Str(Get(merged, "build"), vars);
-    p.kernel_hook = Str(Get(merged, "kernel_hook"), vars);
+    p.kernel_hooks = StrList(Get(merged, "kernel_hooks"), vars);
     p.mok_key = Str(Get(merged, "mok_key"), vars);
     if (Has(Get(merged, "archive"))) {
       ArchiveSpec a;

@@ -66,7 +66,7 @@ struct Profile {
   std::optional<PackageSpec> dkms_repo;
   std::string autoload;          // sysconfig-modules, modules-load.d, suse-sysconfig, coreos-container
   std::string build;             // dkms, kbuild, container
-  std::string kernel_hook;
+  std::vector<std::string> kernel_hooks;  // kbuild: scripts the kernel packages run
   std::string mok_key;
   std::optional<ArchiveSpec> archive;
   std::optional<ContainerSpec> container;

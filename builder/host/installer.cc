@@ -487,10 +487,13 @@ util::Status InstallSteps(Executor& exec, const Detection& det, const InstallOpt
   if (auto s = RunDeps(exec, det); !s) return s;
 
   util::Status built = util::Ok{};
+  const size_t lines_before_build = exec.lines().size();
   if (p.build == "dkms") built = InstallDkms(exec, det, opts);
   else if (p.build == "kbuild") built = InstallKbuild(exec, det, opts);
   else built = InstallContainer(exec, det, opts);
   if (!built) return built;
+  // New module files: a loaded old copy has to make way for them.
+  const bool rebuilt = exec.lines().size() != lines_before_build;
 
   // Module options before loading, so the load uses them.
   const std::string trusted = EffectiveTrustedSources(root, opts);
@@ -509,12 +512,12 @@ util::Status InstallSteps(Executor& exec, const Detection& det, const InstallOpt
   if (!opts.no_load) {
     for (const auto& m : opts.modules) {
       bool loaded = root.Exists("/sys/module/" + m);
-      if (loaded && !options_changed) continue;
+      if (loaded && !options_changed && !rebuilt) continue;
       if (loaded) {
         auto r = exec.Run(p.build == "container" ? std::vector<std::string>{"rmmod", m}
                                                   : std::vector<std::string>{"modprobe", "-r", m});
         if (!r || !r->ok())
-          return util::MakeError("step load: cannot unload " + m + " to apply new options (" +
+          return util::MakeError("step load: cannot unload the old " + m + " to load the new build or options (" +
                                  (r ? util::OutputTail(r->output) : r.error().message) +
                                  "); fix: stop what uses it, or reboot");
       }

@@ -590,7 +590,7 @@ TEST_CASE("failure: the self-test fails -> the install is undone", "[host][failu
   CHECK(after == before);
 }
 
-TEST_CASE("install: new sources replace the old DKMS build", "[host][install]") {
+TEST_CASE("install: new sources replace the old DKMS build and reload the modules", "[host][install]") {
   Sandbox box("debian-12");
   const std::string k = "6.1.0-56-amd64";
   box.InstallTools(k);
@@ -611,6 +611,10 @@ TEST_CASE("install: new sources replace the old DKMS build", "[host][install]") 
                             "dkms add -m toa-build -v 0.1.0",
                             "dkms build -m toa-build -v 0.1.0 -k " + k,
                             "dkms install -m toa-build -v 0.1.0 -k " + k,
+                            "modprobe -r toa",
+                            "modprobe toa",
+                            "modprobe -r uoa",
+                            "modprobe uoa",
                         });
   CHECK(Slurp(box.root / "usr/src/toa-build-0.1.0/toa/toa_main.c") == "/* toa v2 */\n");
 }
@@ -787,3 +791,4 @@ TEST_CASE("kbuild on Debian hooks both the kernel and the header packages", "[ho
                             "# write /var/lib/toa-build/state.json (0644)",
                         });
 }
+

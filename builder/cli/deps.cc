@@ -25,6 +25,7 @@ class DepsCommand : public Subcommand {
     util::RecordingProcessRunner recorder;
     util::ProcessRunner& runner = args_.dry_run ? recorder : *ctx.runner;
     host::Executor exec(root, runner, args_.dry_run);
+    exec.OnAction([&ctx](const std::string& line) { *ctx.out << "+ " << line << std::endl; });
     auto s = host::RunDeps(exec, det.value());
     if (args_.dry_run)
       for (const auto& line : exec.lines()) *ctx.out << line << "\n";

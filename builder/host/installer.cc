@@ -139,9 +139,14 @@ nlohmann::json ReadState(const RootFs& root) {
 Executor::Executor(const RootFs& root, util::ProcessRunner& runner, bool dry_run)
     : root_(root), runner_(runner), dry_run_(dry_run) {}
 
+void Executor::Note(std::string line) {
+  if (!dry_run_ && on_action_) on_action_(line);
+  lines_.push_back(std::move(line));
+}
+
 util::Result<util::ProcessResult> Executor::Run(const std::vector<std::string>& argv,
                                                 std::chrono::seconds timeout) {
-  lines_.push_back(util::FormatCommand(argv));
+  Note(util::FormatCommand(argv));
   util::ProcessSpec spec;
   spec.argv = argv;
   spec.timeout = timeout;
@@ -178,7 +183,7 @@ util::Result<bool> Executor::Write(const std::string& path, const std::string& c
   bool exists = ::stat(root_.Path(path).c_str(), &st) == 0;
   int old_mode = exists ? static_cast<int>(st.st_mode & 07777) : 0;
   if (old && *old == content && old_mode == mode) return false;
-  lines_.push_back("# write " + path + " (" + ModeText(mode) + ")");
+  Note("# write " + path + " (" + ModeText(mode) + ")");
   if (dry_run_) return true;
   auto created = MissingParents(root_, path);
   auto w = root_.WriteIfChanged(path, content, mode);
@@ -200,21 +205,21 @@ util::Result<bool> Executor::Write(const std::string& path, const std::string& c
 
 util::Status Executor::Remove(const std::string& path) {
   if (!root_.Exists(path)) return util::Ok{};
-  lines_.push_back("rm -f " + path);
+  Note("rm -f " + path);
   if (dry_run_) return util::Ok{};
   return root_.Remove(path);
 }
 
 util::Status Executor::RemoveTree(const std::string& path) {
   if (!root_.Exists(path)) return util::Ok{};
-  lines_.push_back("rm -rf " + path);
+  Note("rm -rf " + path);
   if (dry_run_) return util::Ok{};
   return root_.RemoveTree(path);
 }
 
 util::Result<bool> Executor::SyncTree(const std::string& local_dir, const std::string& path) {
   if (root_.TreeEquals(local_dir, path)) return false;
-  lines_.push_back("# copy " + local_dir + " -> " + path);
+  Note("# copy " + local_dir + " -> " + path);
   if (dry_run_) return true;
   bool existed = root_.Exists(path);
   auto created = MissingParents(root_, path + "/x");

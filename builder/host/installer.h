@@ -37,6 +37,8 @@ class Executor {
   util::Result<bool> SyncTree(const std::string& local_dir, const std::string& path);
 
   void OnUndo(std::function<void()> undo) { undo_.push_back(std::move(undo)); }
+  // Real runs: called with each action as it starts (progress for operators).
+  void OnAction(std::function<void(const std::string&)> cb) { on_action_ = std::move(cb); }
   // Undoes this run's actions, newest first (real runs only).
   void Rollback();
 
@@ -46,6 +48,8 @@ class Executor {
   bool dry_run_;
   std::vector<std::string> lines_;
   std::vector<std::function<void()>> undo_;
+  std::function<void(const std::string&)> on_action_;
+  void Note(std::string line);
 };
 
 struct InstallOptions {

@@ -21,6 +21,13 @@ class DepsCommand : public Subcommand {
       *ctx.err << "toa-build deps: " << det.error().message << "\n";
       return 1;
     }
+    if (args_.root != "/" && !args_.dry_run) {
+      // Commands (apt, dkms, modprobe) would run on this machine, not in DIR.
+      *ctx.err << "toa-build deps: --root " << args_.root
+               << " changes files there but would run package and DKMS commands on this machine: add "
+                  "--dry-run, or run `chroot " << args_.root << " toa-build deps`\n";
+      return 1;
+    }
     host::RootFs root(args_.root);
     util::RecordingProcessRunner recorder;
     util::ProcessRunner& runner = args_.dry_run ? recorder : *ctx.runner;

@@ -52,6 +52,13 @@ class InstallCommand : public Subcommand {
         opts.no_load = true;
       }
     }
+    if (args_.root != "/" && !args_.dry_run) {
+      // Commands (apt, dkms, modprobe) would run on this machine, not in DIR.
+      *ctx.err << "toa-build install: --root " << args_.root
+               << " changes files there but would run package and DKMS commands on this machine: add "
+                  "--dry-run, or run `chroot " << args_.root << " toa-build install`\n";
+      return 1;
+    }
     host::RootFs root(args_.root);
     util::RecordingProcessRunner recorder;
     util::ProcessRunner& runner = args_.dry_run ? recorder : *ctx.runner;

@@ -16,6 +16,13 @@ class UninstallCommand : public Subcommand {
     app.add_flag("--dry-run", args_.dry_run, "print the commands, one per line, and change nothing");
   }
   int Run(Context& ctx) override {
+    if (args_.root != "/" && !args_.dry_run) {
+      // Commands (apt, dkms, modprobe) would run on this machine, not in DIR.
+      *ctx.err << "toa-build uninstall: --root " << args_.root
+               << " changes files there but would run package and DKMS commands on this machine: add "
+                  "--dry-run, or run `chroot " << args_.root << " toa-build uninstall`\n";
+      return 1;
+    }
     host::RootFs root(args_.root);
     if (!root.IsDir("/")) {
       *ctx.err << "toa-build uninstall: --root " << args_.root << " is not a directory\n";

@@ -147,3 +147,12 @@ TEST_CASE("cli selftest runs lbsim per module and reports per case", "[host][cli
   ::unsetenv("TOA_BUILD_BINARY_DIR");
   fs::remove_all(dir);
 }
+
+TEST_CASE("cli: --root without --dry-run is refused (commands would hit this machine)", "[host][cli]") {
+  for (const char* cmd : {"deps", "install", "uninstall"}) {
+    auto r = Cli({cmd, "--root", kFixtures + "debian-12"});
+    CHECK(r.code == 1);
+    CHECK(r.err.find(std::string("toa-build ") + cmd + ": --root ") == 0);
+    CHECK(r.err.find("add --dry-run, or run `chroot ") != std::string::npos);
+  }
+}

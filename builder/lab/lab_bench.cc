@@ -130,6 +130,7 @@ int main(int argc, char** argv) {
   }
   util::SystemProcessRunner runner;
   std::string work = options.cache_root + "/runs/bench-" + std::to_string(::getpid());
+  options = lab::PrepareGuestTools(options, runner, work + "/tools");
 
   std::vector<std::pair<std::string, Figures>> all;
   for (const auto& row : *rows) {

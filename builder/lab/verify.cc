@@ -1,6 +1,10 @@
 #include "lab/verify.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <atomic>
 #include <chrono>
@@ -49,6 +53,23 @@ std::string Printable(const std::string& line) {
   return out;
 }
 
+// Scratch dirs are named NAME-PID; those of runs that died (killed, crashed)
+// are removed so they do not pile up in the cache.
+void RemoveDeadRuns(const std::string& runs_dir) {
+  boost::system::error_code ec;
+  std::vector<fs::path> dead;
+  for (fs::directory_iterator it(runs_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    size_t dash = name.rfind('-');
+    if (dash == std::string::npos) continue;
+    char* rest = nullptr;
+    long pid = std::strtol(name.c_str() + dash + 1, &rest, 10);
+    if (pid <= 0 || !rest || *rest != '\0') continue;
+    if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) dead.push_back(it->path());
+  }
+  for (const auto& d : dead) fs::remove_all(d, ec);
+}
+
 void Fail(RowReport& report, const std::string& step, const std::string& message) {
   report.ok = false;
   if (report.error.empty()) report.error = step + ": " + message;
@@ -63,6 +84,20 @@ LabOptions DefaultLabOptions() {
   o.module_src = SourceDir() + "/module";
   o.lbsim = BinaryDir() + "/lbsim";
   return o;
+}
+
+LabOptions PrepareGuestTools(const LabOptions& options, util::ProcessRunner& runner,
+                             const std::string& dir) {
+  LabOptions out = options;
+  boost::system::error_code ec;
+  fs::create_directories(dir, ec);
+  std::string copy = dir + "/lbsim";
+  util::ProcessSpec strip;
+  strip.argv = {"strip", "--strip-debug", "-o", copy, options.lbsim};
+  strip.timeout = std::chrono::seconds(60);
+  auto r = runner.Run(strip);
+  if (r && r->ok() && fs::exists(copy, ec)) out.lbsim = copy;
+  return out;
 }
 
 RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::ProcessRunner& runner,
@@ -200,15 +235,20 @@ MatrixReport RunMatrix(const std::vector<KernelRow>& rows, const LabOptions& opt
   report.rows.resize(rows.size());
   if (jobs < 1) jobs = 1;
   jobs = std::min<int>(jobs, static_cast<int>(rows.size()));
+  RemoveDeadRuns(options.cache_root + "/runs");
+  std::string tools = options.cache_root + "/runs/tools-" + std::to_string(::getpid());
+  LabOptions prepared = PrepareGuestTools(options, runner, tools);
   std::atomic<size_t> next{0};
   auto worker = [&]() {
     for (size_t i = next++; i < rows.size(); i = next++)
-      report.rows[i] = VerifyRow(rows[i], options, runner, progress);
+      report.rows[i] = VerifyRow(rows[i], prepared, runner, progress);
   };
   std::vector<std::thread> threads;
   for (int j = 1; j < jobs; ++j) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
+  boost::system::error_code ec;
+  fs::remove_all(tools, ec);
   report.seconds = Since(start);
   return report;
 }

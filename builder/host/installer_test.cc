@@ -792,3 +792,18 @@ TEST_CASE("kbuild on Debian hooks both the kernel and the header packages", "[ho
                         });
 }
 
+
+TEST_CASE("failure: dnf and zypper say the same things their own way", "[host][failure]") {
+  auto dnf = FailingInstall("rocky-9", "5.14.0-362.8.1.el9_3.x86_64", [](util::FakeProcessRunner& f, const fs::path&) {
+    f.On({"dnf"}, 1, "Last metadata expiration check: 0:01:02 ago.\n"
+                     "No match for argument: kernel-devel-5.14.0-362.8.1.el9_3.x86_64\n"
+                     "Error: Unable to find a match: kernel-devel-5.14.0-362.8.1.el9_3.x86_64\n");
+  }, nullptr, false);
+  CHECK(dnf.find("step deps: the headers of kernel 5.14.0-362.8.1.el9_3.x86_64") == 0);
+  CHECK(dnf.find("install `kernel-devel-5.14.0-362.8.1.el9_3.x86_64`") != std::string::npos);
+  auto zypper = FailingInstall("sles-15", "5.14.21-150500.55.39-default", [](util::FakeProcessRunner& f, const fs::path&) {
+    f.On({"zypper"}, 4, "Problem retrieving files from 'SLE-Module-Basesystem15-SP5-Updates'.\n"
+                        "Download (curl) error for 'https://updates.suse.com/...': Could not resolve host\n");
+  }, nullptr, false);
+  CHECK(zypper.find("step deps: the package repositories are unreachable") == 0);
+}

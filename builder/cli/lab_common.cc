@@ -99,6 +99,8 @@ int RunAndReport(Context& ctx, const LabFlags& flags, const std::vector<lab::Ker
   if (flags.json) {
     *ctx.out << lab::ToJson(report).dump(2) << "\n";
   } else {
+    // One row (verify): show what each case saw, i.e. the recovered addresses.
+    if (report.rows.size() == 1) *ctx.out << "\n" << lab::CaseListing(report);
     *ctx.out << "\n" << lab::SummaryTable(report);
   }
   if (!report.ok()) {

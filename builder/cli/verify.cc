@@ -1,4 +1,4 @@
-// `toa-build verify --kernel ROW`: build the modules for one kernel row and
+// `toa-build verify [--kernel ROW]`: build the modules for one kernel row and
 // prove them in that kernel, booted in QEMU.
 #include "cli/command.h"
 #include "cli/lab_common.h"
@@ -13,7 +13,8 @@ class VerifyCommand : public Subcommand {
     return "Build the modules for one kernel row and prove them in QEMU";
   }
   void Configure(CLI::App& app) override {
-    app.add_option("--kernel", row_, "Kernel row of the matrix file (e.g. debian-12)")->required();
+    app.add_option("--kernel", row_,
+                   "Kernel row of the matrix file (e.g. debian-12); default: the file's default row");
     flags_.Declare(app);
   }
   int Run(Context& ctx) override {
@@ -22,7 +23,7 @@ class VerifyCommand : public Subcommand {
       *ctx.err << "toa-build: " << matrix.error().message << "\n";
       return 2;
     }
-    auto row = lab::FindRow(*matrix, row_);
+    auto row = lab::FindRow(*matrix, row_.empty() ? matrix->default_row : row_);
     if (!row) {
       *ctx.err << "toa-build: " << row.error().message << "\n";
       return 2;

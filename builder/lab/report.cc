@@ -141,6 +141,18 @@ std::string ToJunit(const MatrixReport& report) {
   return x.str();
 }
 
+std::string CaseListing(const MatrixReport& report) {
+  std::ostringstream out;
+  for (const auto& row : report.rows) {
+    for (const auto& c : row.results) {
+      if (c.module == "lab") continue;
+      out << row.row << "  " << (c.passed ? "pass" : "FAIL") << "  " << c.module << "/" << c.name
+          << ": " << FirstLine(c.detail) << "\n";
+    }
+  }
+  return out.str();
+}
+
 std::string SummaryTable(const MatrixReport& report) {
   std::vector<std::vector<std::string>> table;
   table.push_back({"row", "kernel", "method", "accel", "provision", "build", "initrd", "boot",

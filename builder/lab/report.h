@@ -52,6 +52,10 @@ std::string ToJunit(const MatrixReport& report);
 // failed and why.
 std::string SummaryTable(const MatrixReport& report);
 
+// Every case of every row with its detail: for one row (verify), this is what
+// the modules recovered (accept()/getpeername()/getsockopt addresses).
+std::string CaseListing(const MatrixReport& report);
+
 // Escapes text for XML attribute and element content.
 std::string XmlEscape(const std::string& text);
 

@@ -125,3 +125,12 @@ TEST_CASE("report: an empty matrix is not a pass") {
   lab::MatrixReport m;
   CHECK_FALSE(m.ok());
 }
+
+TEST_CASE("report case listing: every module case with its first detail line, lab checks left out") {
+  std::string s = lab::CaseListing(Sample());
+  CHECK(s.find("debian-12  pass  toa/ipv4_client: 203.0.113.7\n") != std::string::npos);
+  CHECK(s.find("debian-sid  FAIL  toa/ipv6_client: peer <198.51.100.2> & \"x\"\n") !=
+        std::string::npos);
+  CHECK(s.find("second line") == std::string::npos);
+  CHECK(s.find("lab/") == std::string::npos);
+}

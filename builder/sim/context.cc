@@ -1,3 +1,5 @@
+#include <thread>
+
 #include "sim/sim.h"
 
 namespace sim {
@@ -11,6 +13,13 @@ uint16_t Context::NextBalancerPort() {
 uint16_t Context::NextServerPort() {
   if (server_port >= 19000) server_port = 8000;
   return server_port++;
+}
+
+void Pacer::Wait() {
+  auto now = std::chrono::steady_clock::now();
+  next_ += step_;
+  if (next_ < now) next_ = now;
+  else std::this_thread::sleep_until(next_);
 }
 
 }  // namespace sim

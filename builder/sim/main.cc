@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/utsname.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <set>
@@ -112,6 +113,7 @@ int Run(const Options& o) {
     }
     used_modules.insert(c.module);
     unsigned long taint_before = sim::OopsOrWarnTaint();
+    auto started = std::chrono::steady_clock::now();
     sim::CaseResult r;
     if (c.params) {
       if (auto st = modules.Ensure(c.module, *c.params); !st)
@@ -134,6 +136,10 @@ int Run(const Options& o) {
                         {"case", c.name},
                         {"result", r.pass ? "pass" : "fail"},
                         {"detail", r.detail}};
+    // Guest milliseconds the case took: where a row's test time goes.
+    j["ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - started)
+                  .count();
     Print("LBSIM-RESULT " + j.dump());
     (r.pass ? passed : failed)++;
   }

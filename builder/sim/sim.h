@@ -31,6 +31,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -303,6 +304,24 @@ struct Context {
   // Benchmark knobs (lbsim bench --rounds/--connections).
   int bench_rounds = 3;
   int bench_connections = 2000;
+};
+
+// Spaces the iterations of a background load evenly at `per_second`. The
+// rmmod/insmod cases need traffic flowing through every removal, not a
+// saturated vCPU: a saturated guest starves the kernel threads that module
+// removal waits for (ftrace and RCU grace periods) and the host cores other
+// guests of a matrix run need.
+class Pacer {
+ public:
+  explicit Pacer(int per_second)
+      : step_(std::chrono::nanoseconds(1'000'000'000 / per_second)),
+        next_(std::chrono::steady_clock::now()) {}
+  // Sleeps until the next slot; a late caller is not made to catch up.
+  void Wait();
+
+ private:
+  std::chrono::nanoseconds step_;
+  std::chrono::steady_clock::time_point next_;
 };
 
 struct Case {

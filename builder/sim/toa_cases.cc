@@ -152,6 +152,9 @@ CaseResult ManyConnections(Context& ctx) {
 }
 
 // Loopback connect+accept+getpeername until `stop`; counts and first error.
+// Each background load of the rmmod/insmod case: steady, not saturating.
+constexpr int kLoadConnectionsPerSecond = 250;
+
 struct LoopbackLoad {
   std::atomic<int> done{0}, errors{0};
   std::string first_error;
@@ -163,7 +166,9 @@ struct LoopbackLoad {
       first_error = l.error().message;
       return;
     }
+    Pacer pace(kLoadConnectionsPerSecond);
     while (!stop) {
+      pace.Wait();
       Fd c(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
       sockaddr_storage ss;
       socklen_t len = ToSockaddr(where, &ss);
@@ -199,7 +204,9 @@ struct TunLoad {
       first_error = l.error().message;
       return;
     }
+    Pacer pace(kLoadConnectionsPerSecond);
     for (uint32_t i = 0; !stop; i++) {
+      pace.Wait();
       Endpoint client{net::ClientV4(i), uint16_t(41000 + i % 20000)};
       Endpoint bal{net::BalancerV4(), ctx.NextBalancerPort()};
       BalancerConnection bc(ctx.tun, bal, server);

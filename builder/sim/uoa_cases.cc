@@ -662,6 +662,8 @@ CaseResult ChildNetns(Context& ctx) {
 // Loopback UDP plus TUN datagrams with options while the module goes in and out.
 CaseResult RmmodUnderLoad(Context& ctx) {
   constexpr int kCycles = 20;
+  // Each background load: steady, not saturating (see Pacer).
+  constexpr int kLoadDatagramsPerSecond = 1000;
   if (auto st = ctx.modules.Ensure("uoa", ""); !st) return CaseResult::Fail(st.error().message);
   auto srv = OpenServer(ctx, Sock::kV4, false);
   if (!srv) return CaseResult::Fail(srv.error().message);
@@ -675,13 +677,17 @@ CaseResult RmmodUnderLoad(Context& ctx) {
   std::atomic<long> sent_lo{0}, recv_lo{0}, sent_tun{0}, recv_tun{0}, lookups_hit{0};
   std::thread loop([&] {
     char b[64] = "x";
+    Pacer pace(kLoadDatagramsPerSecond);
     while (!stop) {
+      pace.Wait();
       if (sendto(lo_tx.get(), b, 16, 0, reinterpret_cast<sockaddr*>(&ss), sl) == 16) sent_lo++;
       while (recv(lo_rx.get(), b, sizeof b, MSG_DONTWAIT) > 0) recv_lo++;
     }
   });
   std::thread tun([&] {
+    Pacer pace(kLoadDatagramsPerSecond);
     for (uint32_t i = 0; !stop; i++) {
+      pace.Wait();
       UdpDatagram u;
       Endpoint client{net::ClientV4(i), uint16_t(30000 + i % 20000)};
       u.src = {net::BalancerV4(), uint16_t(20000 + i % 30000)};

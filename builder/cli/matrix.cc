@@ -1,7 +1,5 @@
 // `toa-build matrix`: every row of the matrix file (or those named), in
 // parallel, with a report per kernel x case.
-#include <thread>
-
 #include "cli/command.h"
 #include "cli/lab_common.h"
 
@@ -17,8 +15,9 @@ class MatrixCommand : public Subcommand {
   void Configure(CLI::App& app) override {
     app.add_option("--rows", rows_,
                    "Comma-separated rows (default: every non-optional row; `all`: every row)");
-    jobs_ = std::max(1u, std::thread::hardware_concurrency());
-    app.add_option("--jobs", jobs_, "Rows run at the same time (default: the number of cores)")
+    app.add_option("--jobs", jobs_,
+                   "Rows run at the same time (default: every row, as memory allows: a TCG "
+                   "guest is one thread that often waits, so more guests than cores pay off)")
         ->check(CLI::Range(1, 64));
     flags_.Declare(app);
   }
@@ -33,12 +32,15 @@ class MatrixCommand : public Subcommand {
       *ctx.err << "toa-build: " << rows.error().message << "\n";
       return 2;
     }
-    return RunAndReport(ctx, flags_, *rows, jobs_);
+    int jobs = jobs_ ? jobs_
+                     : lab::DefaultJobs(static_cast<int>(rows->size()), lab::MemAvailableMb(),
+                                        lab::QemuOptions{}.memory_mb);
+    return RunAndReport(ctx, flags_, *rows, jobs);
   }
 
  private:
   std::string rows_;
-  int jobs_ = 1;
+  int jobs_ = 0;  // 0: lab::DefaultJobs
   LabFlags flags_;
 };
 

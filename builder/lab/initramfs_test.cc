@@ -6,20 +6,14 @@
 #include <boost/filesystem.hpp>
 
 #include "util/fs.h"
+#include "util/testing.h"
 
 namespace fs = boost::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path = fs::temp_directory_path() / fs::unique_path("initramfs-test-%%%%%%%%");
-  TempDir() { fs::create_directories(path); }
-  ~TempDir() {
-    boost::system::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& rel) const { return (path / rel).string(); }
-};
+using util::testing::TempDir;
+using util::testing::Touch;
 
 const lab::CpioEntry* Find(const std::vector<lab::CpioEntry>& entries, const std::string& path) {
   for (const auto& e : entries)

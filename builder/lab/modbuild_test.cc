@@ -8,28 +8,15 @@
 #include <fstream>
 
 #include "util/fs.h"
+#include "util/testing.h"
 
 using namespace lab;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/laba-build-test.XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-void Touch(const std::string& path, const std::string& content = "x") {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path) << content;
-}
+using util::testing::TempDir;
+using util::testing::Touch;
 
 std::string Read(const std::string& path) {
   auto r = util::ReadFile(path);

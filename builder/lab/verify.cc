@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include <boost/filesystem.hpp>
@@ -226,6 +227,20 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
   report.ok = builds_ok && parsed.ok();
   if (!parsed.ok() && report.error.empty()) report.error = parsed.failures.front();
   return finish();
+}
+
+int DefaultJobs(int rows, long mem_available_mb, int guest_memory_mb) {
+  constexpr long kQemuOverheadMb = 256;
+  long by_memory = mem_available_mb < 0 ? 1 : mem_available_mb / (guest_memory_mb + kQemuOverheadMb);
+  return static_cast<int>(std::max<long>(1, std::min<long>(rows, by_memory)));
+}
+
+long MemAvailableMb(const std::string& meminfo) {
+  std::ifstream in(meminfo);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("MemAvailable:", 0) == 0) return std::atol(line.c_str() + 13) / 1024;  // kB
+  return -1;
 }
 
 MatrixReport RunMatrix(const std::vector<KernelRow>& rows, const LabOptions& options, int jobs,

@@ -44,6 +44,15 @@ LabOptions PrepareGuestTools(const LabOptions& options, util::ProcessRunner& run
 RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::ProcessRunner& runner,
                     ProgressDisplay* progress);
 
+// How many rows run at once by default: every row, as memory allows. A TCG
+// guest is one host thread that spends much of a run waiting (grace periods
+// while a module is removed, timers of the expiry cases), so running more
+// guests than cores keeps the cores busy; each guest needs its memory plus
+// QEMU's own. At least one.
+int DefaultJobs(int rows, long mem_available_mb, int guest_memory_mb);
+// MemAvailable of /proc/meminfo in MiB, or -1 when unreadable.
+long MemAvailableMb(const std::string& meminfo = "/proc/meminfo");
+
 // Runs `rows` with up to `jobs` at a time; reports in the rows' order.
 MatrixReport RunMatrix(const std::vector<KernelRow>& rows, const LabOptions& options, int jobs,
                        util::ProcessRunner& runner, ProgressDisplay* progress);

@@ -5,9 +5,11 @@
 //   LBSIM-BENCH {...}
 #include <sys/resource.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <set>
 #include <sstream>
@@ -38,6 +40,20 @@ void Print(const std::string& line) {
   std::string l = line + "\n";
   fwrite(l.data(), 1, l.size(), stdout);
   fflush(stdout);
+}
+
+// Milliseconds the guest's CPUs were not idle (/proc/stat), so a result line
+// shows which cases cost CPU and which mostly wait (e.g. grace periods).
+long BusyMs() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  long long user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0,
+            steal = 0;
+  if (!(in >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal))
+    return -1;
+  long ticks = sysconf(_SC_CLK_TCK);
+  return static_cast<long>((user + nice + system + irq + softirq + steal) * 1000 /
+                           (ticks > 0 ? ticks : 100));
 }
 
 void RaiseFdLimit() {
@@ -114,6 +130,7 @@ int Run(const Options& o) {
     used_modules.insert(c.module);
     unsigned long taint_before = sim::OopsOrWarnTaint();
     auto started = std::chrono::steady_clock::now();
+    long busy_before = BusyMs();
     sim::CaseResult r;
     if (c.params) {
       if (auto st = modules.Ensure(c.module, *c.params); !st)
@@ -140,6 +157,8 @@ int Run(const Options& o) {
     j["ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
                   std::chrono::steady_clock::now() - started)
                   .count();
+    if (long busy_after = BusyMs(); busy_before >= 0 && busy_after >= 0)
+      j["busy_ms"] = busy_after - busy_before;
     Print("LBSIM-RESULT " + j.dump());
     (r.pass ? passed : failed)++;
   }

@@ -67,6 +67,11 @@ util::ProcessResult GuestDriver::Command(const std::vector<std::string>& argv, s
   spec.env["TOA_BUILD_SOURCE_DIR"] = payload_ + "/share/toa-build";
   spec.env["DEBIAN_FRONTEND"] = "noninteractive";
   spec.env["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  if (argv[0] != "dmesg")
+    spec.on_line = [this](std::string_view line) {
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+      if (!line.empty()) out_ << kLogTag << line << std::endl;
+    };
   auto r = runner_.Run(spec);
   if (!r) {
     util::ProcessResult failed;

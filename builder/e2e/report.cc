@@ -57,6 +57,7 @@ StageReport ParseStage(const std::string& console, const std::string& stage, boo
       r.steps.push_back(s);
       continue;  // step details are command output, not kernel log
     }
+    if (line.find(kLogTag) != std::string::npos) continue;  // command output, not kernel log
     if (size_t p = line.find(kEndTag); p != std::string::npos) {
       auto j = nlohmann::json::parse(line.substr(p + std::string(kEndTag).size()), nullptr, false);
       if (j.is_object()) {

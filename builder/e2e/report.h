@@ -4,6 +4,7 @@
 // every failure shape is unit-tested.
 //
 //   E2E-STEP {"stage":"install","step":"selftest","pass":true,"seconds":12.3,"detail":"..."}
+//   E2E-LOG <a line of a running command's output>
 //   E2E-DMESG-BEGIN / kernel log lines / E2E-DMESG-END
 //   E2E-END {"stage":"install","pass":true}
 #pragma once
@@ -16,6 +17,8 @@ namespace e2e {
 
 inline constexpr const char* kStepTag = "E2E-STEP ";
 inline constexpr const char* kEndTag = "E2E-END ";
+// Output of the guest's commands as they run (progress; never scanned for kernel faults).
+inline constexpr const char* kLogTag = "E2E-LOG ";
 inline constexpr const char* kDmesgBegin = "E2E-DMESG-BEGIN";
 inline constexpr const char* kDmesgEnd = "E2E-DMESG-END";
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <mutex>
 #include <sstream>
 
 #include "e2e/image.h"
@@ -27,6 +28,13 @@ bool ReleaseResult::ok() const {
 }
 
 namespace {
+
+// Releases run in parallel threads: whole lines only.
+std::mutex g_out_mutex;
+void Emit(std::ostream& out, const std::string& line) {
+  std::lock_guard<std::mutex> lock(g_out_mutex);
+  out << line << std::endl;
+}
 
 double Since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -157,11 +165,11 @@ ReleaseResult RunRelease(const ReleaseSpec& spec, const Config& config, const Fl
   auto add = [&](const std::string& stage, const std::string& step, bool passed, double secs,
                  const std::string& detail) {
     res.steps.push_back({spec.name, stage, step, passed, secs, detail});
-    out << "[" << spec.name << "] " << (passed ? "PASS " : "FAIL ") << stage << "/" << step << " ("
-        << Fixed(secs) << " s)" << (detail.empty() ? "" : ": " + detail) << std::endl;
+    Emit(out, "[" + spec.name + "] " + (passed ? "PASS " : "FAIL ") + stage + "/" + step + " (" + Fixed(secs) +
+                  " s)" + (detail.empty() ? "" : ": " + detail));
     return passed;
   };
-  auto progress = [&](const std::string& m) { out << "[" << spec.name << "] " << m << std::endl; };
+  auto progress = [&](const std::string& m) { Emit(out, "[" + spec.name + "] " + m); };
   auto finish = [&] {
     res.seconds = Since(t0);
     return res;

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <filesystem>
+#include <thread>
 #include <iostream>
 
 #include "e2e/config.h"
@@ -52,7 +54,7 @@ int main(int argc, char** argv) {
   opts.lbsim = lab::BinaryDir() + "/lbsim";
   opts.driver = SelfPath();
   opts.log_dir = "e2e-logs";
-  int long_min = 40, short_min = 8;
+  int long_min = 40, short_min = 8, jobs = 2;
   run->add_option("--releases", releases, "comma-separated releases of distros/e2e.yaml (default: its list)");
   run->add_option("--config", config_path, "the releases file")->type_name("FILE");
   run->add_option("--toa-build", opts.toa_build, "static toa-build to test in the VM")->type_name("FILE");
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
   run->add_option("--smp", opts.smp, "guest CPUs");
   run->add_option("--long-deadline", long_min, "minutes for boots that build modules");
   run->add_option("--short-deadline", short_min, "minutes for the other boots");
+  run->add_option("--jobs", jobs, "releases run at the same time (each guest is mostly one busy thread)");
   run->add_flag("--keep", opts.keep, "keep the run's disk even when it passed");
   app.add_subcommand("guest", "Inside the VM: run the stage named on the kernel command line");
   CLI11_PARSE(app, argc, argv);
@@ -92,9 +95,18 @@ int main(int argc, char** argv) {
   if (::geteuid() != 0) return fail("needs root (debootstrap, chroot, mkfs of the image): run it with sudo");
 
   util::SystemProcessRunner runner;
-  std::vector<e2e::ReleaseResult> results;
-  for (const auto& r : selected.value())
-    results.push_back(e2e::RunRelease(r, config.value(), opts, runner, std::cout));
+  if (jobs < 1) return fail("--jobs must be at least 1");
+  const auto& releases_to_run = selected.value();
+  std::vector<e2e::ReleaseResult> results(releases_to_run.size());
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t i = next++; i < releases_to_run.size(); i = next++)
+      results[i] = e2e::RunRelease(releases_to_run[i], config.value(), opts, runner, std::cout);
+  };
+  std::vector<std::thread> threads;
+  for (int j = 1; j < jobs && j < static_cast<int>(releases_to_run.size()); ++j) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
   std::cout << e2e::Summary(results) << std::flush;
   for (const auto& r : results)
     if (!r.ok()) return 1;

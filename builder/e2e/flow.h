@@ -28,7 +28,7 @@ struct FlowOptions {
   lab::Accel accel = lab::Accel::kAuto;
   int memory_mb = 2048;
   int smp = 2;
-  std::chrono::seconds long_deadline{std::chrono::minutes(40)};  // stages that build modules
+  std::chrono::seconds long_deadline{std::chrono::minutes(25)};  // stages that build modules
   std::chrono::seconds short_deadline{std::chrono::minutes(8)};
   bool keep = false;  // keep the run's disk
 };

@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
   opts.lbsim = lab::BinaryDir() + "/lbsim";
   opts.driver = SelfPath();
   opts.log_dir = "e2e-logs";
-  int long_min = 40, short_min = 8, jobs = 2;
+  int long_min = 25, short_min = 8, jobs = 2;
   run->add_option("--releases", releases, "comma-separated releases of distros/e2e.yaml (default: its list)");
   run->add_option("--config", config_path, "the releases file")->type_name("FILE");
   run->add_option("--toa-build", opts.toa_build, "static toa-build to test in the VM")->type_name("FILE");

@@ -49,8 +49,10 @@ std::string ImageRecipe(const ImageSpec& spec);
 std::string BuildSources(const ImageSpec& spec);
 // The image's only apt source once built: the local repository, offline.
 std::string LocalSources();
-// Image config files (path inside the image -> content).
+// Image config files (path inside the image -> content), written right after
+// debootstrap / once the image's own kernel and initrd are in place.
 std::vector<std::pair<std::string, std::string>> ImageFiles();
+std::vector<std::pair<std::string, std::string>> BootedImageFiles();
 // The upgrade kernel's packages (image packages and headers, pinned).
 std::vector<std::string> UpgradePackages(const ImageSpec& spec, bool pinned);
 

@@ -1,6 +1,9 @@
 #include "e2e/flow.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <filesystem>
 #include <fstream>
@@ -139,6 +142,20 @@ util::Status Extract(util::ProcessRunner& runner, const std::string& disk, const
 
 }  // namespace
 
+void RemoveDeadRuns(const std::string& runs_dir, const std::function<bool(long)>& alive) {
+  std::error_code ec;
+  std::vector<fs::path> dead;
+  for (const auto& e : fs::directory_iterator(runs_dir, ec)) {
+    std::string name = e.path().filename().string();
+    size_t dash = name.rfind('-');
+    if (name.rfind("e2e-", 0) != 0 || dash == std::string::npos) continue;
+    char* rest = nullptr;
+    long pid = std::strtol(name.c_str() + dash + 1, &rest, 10);
+    if (pid > 0 && rest && *rest == '\0' && !alive(pid)) dead.push_back(e.path());
+  }
+  for (const auto& d : dead) fs::remove_all(d, ec);
+}
+
 std::vector<std::string> BootArgv(const FlowOptions& opts, lab::Accel accel, const BootSpec& boot) {
   std::string append = "root=/dev/vda rw console=ttyS0 panic=-1 loglevel=4 toa_e2e.stage=" + boot.stage +
                        " toa_e2e.kernel=" + boot.kernel + " toa_e2e.upgrade_kernel=" + boot.upgrade_kernel +
@@ -209,6 +226,8 @@ ReleaseResult RunRelease(const ReleaseSpec& spec, const Config& config, const Fl
   auto tc = std::chrono::steady_clock::now();
   const std::string run_dir = opts.cache_root + "/runs/e2e-" + spec.name + "-" + std::to_string(::getpid());
   std::error_code ec;
+  // Disks (3 GB each) of runs that died or were kept: not worth keeping past the next run.
+  RemoveDeadRuns(opts.cache_root + "/runs", [](long pid) { return ::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH; });
   fs::remove_all(run_dir, ec);
   fs::create_directories(run_dir, ec);
   fs::create_directories(opts.log_dir, ec);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ struct BootSpec {
   std::vector<std::string> upgrade_packages;
 };
 std::vector<std::string> BootArgv(const FlowOptions& opts, lab::Accel accel, const BootSpec& boot);
+
+// Removes runs/e2e-NAME-PID folders whose PID is not `alive`.
+void RemoveDeadRuns(const std::string& runs_dir, const std::function<bool(long)>& alive);
 
 // Human-readable summary lines, one per step, then a verdict per release.
 std::string Summary(const std::vector<ReleaseResult>& results);

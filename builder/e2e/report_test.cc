@@ -1,6 +1,10 @@
 #include "e2e/report.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
 
 #include "e2e/config.h"
 #include "e2e/flow.h"
@@ -191,4 +195,18 @@ TEST_CASE("e2e: every path install writes is checked after uninstall", "[e2e]") 
   for (const char* p : {"/usr/src/toa-build-0.1.0", "/etc/modules-load.d/toa.conf", "/etc/modprobe.d/toa-build.conf",
                         "/var/lib/dkms/toa-build", "/var/lib/toa-build"})
     CHECK(std::find(paths.begin(), paths.end(), p) != paths.end());
+}
+
+TEST_CASE("e2e: dead runs are removed, live ones and the lab's own are kept", "[e2e]") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("e2e-runs-test-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  for (const char* d : {"e2e-debian-12-111", "e2e-debian-13-222", "verify-debian-12-111", "e2e-x-notapid"})
+    fs::create_directories(dir / d);
+  e2e::RemoveDeadRuns(dir.string(), [](long pid) { return pid == 222; });
+  CHECK_FALSE(fs::exists(dir / "e2e-debian-12-111"));
+  CHECK(fs::exists(dir / "e2e-debian-13-222"));
+  CHECK(fs::exists(dir / "verify-debian-12-111"));
+  CHECK(fs::exists(dir / "e2e-x-notapid"));
+  fs::remove_all(dir);
 }

@@ -2,6 +2,7 @@
 
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <sstream>
@@ -143,16 +144,21 @@ bool GuestDriver::Run(const GuestParams& p) {
     CheckKernel(p.kernel);
     // Real apt from the image's local repository, real DKMS build, real modprobe.
     if (ToaBuild("install", {"install"}, kBuild)) {
-      util::ProcessResult again;
-      auto r = Command({payload_ + "/bin/toa-build", "install"}, kQuick);
-      bool nothing = r.output.find("nothing changed") != std::string::npos;
-      bool ok = r.ok() && nothing && r.seconds < 1.0;
-      Report("install_again", ok, r.seconds,
-             "second install took " + Fixed(r.seconds, 3) + " s" +
-                 (ok ? " and changed nothing"
-                     : !r.ok() ? " and failed (" + Why(r) + ")"
-                     : !nothing ? " but did something: " + util::OutputTail(r.output, 3)
-                                : " (limit 1 s)"));
+      // Timing in a TCG guest swings with the host's load (SPEC): a run over
+      // the limit is tried once more, and every run must change nothing.
+      std::string figures, problem;
+      double best = 1e9;
+      for (int attempt = 0; attempt < 2 && best >= 1.0 && problem.empty(); ++attempt) {
+        auto r = Command({payload_ + "/bin/toa-build", "install"}, kQuick);
+        figures += (figures.empty() ? "" : ", then ") + Fixed(r.seconds, 3) + " s";
+        if (!r.ok()) problem = " and failed (" + Why(r) + ")";
+        else if (r.output.find("nothing changed") == std::string::npos)
+          problem = " but did something: " + util::OutputTail(r.output, 3);
+        best = std::min(best, r.seconds);
+      }
+      bool ok = problem.empty() && best < 1.0;
+      Report("install_again", ok, best,
+             "second install took " + figures + (ok ? " and changed nothing" : problem.empty() ? " (limit 1 s)" : problem));
     }
     ToaBuild("selftest", {"selftest"}, kSelftest);
     ToaBuild("status", {"status"}, kQuick);

@@ -226,36 +226,21 @@ static const struct file_operations tb_proc_single_fops = {
 #define READ_ONCE(x)	ACCESS_ONCE(x)
 #endif
 
-/* ---- UOA: netfilter, /proc and skb helpers ---- */
+/* ---- UOA: protocol handlers, /proc and skb helpers ---- */
 
 #ifndef WRITE_ONCE
 #define WRITE_ONCE(x, val)	(ACCESS_ONCE(x) = (val))
 #endif
 
 /*
- * Netfilter hook prototype (priv, skb, state) since 4.4, per-namespace
- * registration (nf_register_net_hooks) since 4.3: function types and
- * plain functions, nothing to test for. Older kernels register global
- * hooks and take the namespace from the input device. (RHEL 7's 3.10
- * carries its own variant of the old prototype: untested.)
+ * inet_add_protocol() refused a struct net_protocol without netns_ok set
+ * until the member was removed (5.14): a struct member, nothing to test
+ * for, hence the version.
  */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 4, 0)
-#define TB_NF_HOOK_FN(name)						\
-	unsigned int name(void *priv, struct sk_buff *skb,		\
-			  const struct nf_hook_state *state)
-#define TB_NF_HOOK_NET(skb)	(state->net)
-#define TB_NF_PERNET_HOOKS	1
-#define TB_NF_OPS_CONST		const
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 14, 0)
+#define TB_INET_PROTOCOL_NETNS_OK	.netns_ok = 1,
 #else
-#define TB_NF_HOOK_FN(name)						\
-	unsigned int name(const struct nf_hook_ops *ops,		\
-			  struct sk_buff *skb,				\
-			  const struct net_device *in,			\
-			  const struct net_device *out,			\
-			  int (*okfn)(struct sk_buff *))
-#define TB_NF_HOOK_NET(skb)	dev_net((skb)->dev)
-#define TB_NF_PERNET_HOOKS	0
-#define TB_NF_OPS_CONST		/* nf_register_hooks() takes non-const */
+#define TB_INET_PROTOCOL_NETNS_OK
 #endif
 
 /* skb_ensure_writable() replaced skb_make_writable() (3.19). */

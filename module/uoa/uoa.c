@@ -5,9 +5,13 @@
  *
  * The balancer puts the client's address and port into the datagram (an
  * IPv4 option, an IPv6 destination option, or a private protocol 248
- * header in front of UDP; see ../common/uoa_opt.h). A netfilter LOCAL_IN
- * hook in every network namespace reads it, removes the private-protocol
- * header so the datagram reaches its socket, and records
+ * header in front of UDP; see ../common/uoa_opt.h). Only datagrams that
+ * carry one pay anything: an ftrace callback on the kernel's IPv4 option
+ * compiler and one on its IPv6 destination-options handler (both run only
+ * for packets with options), and a handler for IP protocol 248 that
+ * removes the private header and gives the datagram back to UDP. No
+ * netfilter hook: one would put every packet of the host on netfilter's
+ * slow path. Each records, in the namespace of the receiving device,
  *
  *	(netns, af, saddr, daddr, sport, dport as the socket sees them)
  *		-> (real af, address, port)
@@ -41,12 +45,12 @@
 #include <linux/ipv6.h>
 #include <linux/udp.h>
 #include <linux/netfilter.h>
-#include <linux/netfilter_ipv4.h>
-#include <linux/netfilter_ipv6.h>
+#include <linux/ftrace.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/uaccess.h>
 #include <net/ip.h>
+#include <net/protocol.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 
@@ -123,6 +127,7 @@ struct uoa_net {
 	spinlock_t lock;		/* age list, count, dead flags */
 	struct list_head age;		/* oldest first */
 	unsigned int count;
+	bool closing;			/* namespace exit: no more entries */
 	struct delayed_work gc;
 	struct tb_stats stats;
 };
@@ -234,6 +239,11 @@ static void uoa_record(const struct net *net, struct uoa_net *un,
 	n->last_seen = now;
 
 	spin_lock_bh(&un->lock);
+	if (un->closing) {
+		spin_unlock_bh(&un->lock);
+		kfree(n);
+		return;
+	}
 	bl = uoa_bucket_lock(hash);
 	spin_lock(bl);
 	e = uoa_find(net, hash, key);
@@ -296,7 +306,10 @@ static bool uoa_trusted_source(int family, const void *saddr)
 	return tb_cidr_list_match(&uoa_trusted, family, saddr);
 }
 
-/* Key from the IP header as it is now and the UDP header at @l4_off. */
+/*
+ * Key from the IP header as it is now and the UDP header @l4_off bytes
+ * after the start of the IP header.
+ */
 static bool uoa_key_from_skb(const struct sk_buff *skb, unsigned int l4_off,
 			     struct uoa_key *key)
 {
@@ -381,8 +394,9 @@ static bool uoa_strip(struct sk_buff *skb, unsigned int nhlen,
 
 /*
  * The private-protocol header after @nhlen bytes of IP header, @avail
- * bytes of payload: parse it and remove it. Returns the parse result of
- * the option inside, or -1 when the packet was left as it is.
+ * bytes of payload, with skb->data at the IP header: parse it and remove
+ * it. Returns the parse result of the option inside, or -1 when the
+ * packet was left as it is.
  */
 static int uoa_opp(struct sk_buff *skb, unsigned int nhlen,
 		   unsigned int avail, struct uoa_real *real)
@@ -392,7 +406,6 @@ static int uoa_opp(struct sk_buff *skb, unsigned int nhlen,
 	const u8 *p;
 	int result;
 
-	/* At LOCAL_IN skb->data is the network header. */
 	if (skb_network_offset(skb) != 0 || avail > skb->len - nhlen)
 		return -1;
 	p = skb_header_pointer(skb, nhlen, UOA_OPP_HDR_LEN, buf);
@@ -411,19 +424,31 @@ static int uoa_opp(struct sk_buff *skb, unsigned int nhlen,
 	return result;
 }
 
-static void uoa_ipv4_opp(const struct net *net, struct uoa_net *un,
-			 struct sk_buff *skb)
+/*
+ * Protocol 248 handlers. The kernel calls them with skb->data at the
+ * private header (just after the IP header): step back to the IP header,
+ * remove the private header as if the balancer had never inserted it, and
+ * hand the datagram back to the kernel as UDP. Only these packets pay:
+ * nothing runs for any other protocol. A header that cannot be removed
+ * is dropped, as the kernel drops protocols nobody handles.
+ */
+static int uoa_opp4_rcv(struct sk_buff *skb)
 {
-	unsigned int ihl = ip_hdr(skb)->ihl * 4;
-	unsigned int before = skb->len;
+	struct net *net = dev_net(skb->dev);
+	struct uoa_net *un = uoa_pernet(net);
+	unsigned int ihl = skb_network_header_len(skb);
+	unsigned int before;
 	struct uoa_real real;
 	struct iphdr *iph;
 	int result;
 
+	__skb_push(skb, -skb_network_offset(skb));
+	before = skb->len;
 	result = uoa_opp(skb, ihl, ntohs(ip_hdr(skb)->tot_len) - ihl, &real);
 	if (result < 0) {
 		tb_stats_inc(&un->stats, UOA_ST_OPP_UNTOUCHED);
-		return;
+		kfree_skb(skb);
+		return 0;
 	}
 	iph = ip_hdr(skb);
 	iph->protocol = IPPROTO_UDP;
@@ -431,60 +456,75 @@ static void uoa_ipv4_opp(const struct net *net, struct uoa_net *un,
 	ip_send_check(iph);
 	tb_stats_inc(&un->stats, UOA_ST_OPP_STRIPPED);
 	uoa_handle(net, un, skb, ihl, result, UOA_ST_OPP, &real);
+	__skb_pull(skb, ihl);
+	skb_reset_transport_header(skb);
+	return -IPPROTO_UDP;	/* deliver again, as UDP */
 }
 
-/* Everything but the fast path, out of line: keeps the hook's frame empty. */
-static noinline void uoa_ipv4_slow(struct sk_buff *skb, struct net *net)
+static const struct net_protocol uoa_opp4_protocol = {
+	.handler = uoa_opp4_rcv,
+	.no_policy = 1,		/* UDP checks the policy itself */
+	TB_INET_PROTOCOL_NETNS_OK
+};
+
+/*
+ * IPv4 options: the kernel compiles them (ip_options_compile(), from
+ * ip_rcv_finish()) only for packets that carry options, after the route
+ * lookup and before local delivery. An ftrace callback at its entry
+ * reads the UOA option; a datagram without options never gets here.
+ * Other callers pass no skb (setsockopt) or a bridged packet.
+ */
+static TB_FTRACE_CALLBACK(uoa_ipopt_hook)
 {
-	const struct iphdr *iph = ip_hdr(skb);
+	struct net *net = (struct net *)tb_ftrace_arg(1);
+	struct sk_buff *skb = (struct sk_buff *)tb_ftrace_arg(3);
+	const struct iphdr *iph;
 	struct uoa_real real;
 	int result;
 
-	if (iph->protocol == UOA_OPP_PROTO) {
-		uoa_ipv4_opp(net, uoa_pernet(net), skb);
+	if (!skb || !net)
 		return;
-	}
-	if (iph->protocol != IPPROTO_UDP)
+	iph = ip_hdr(skb);
+	if (iph->version != 4 || iph->ihl <= 5 ||
+	    iph->protocol != IPPROTO_UDP ||
+	    (iph->frag_off & htons(IP_OFFSET)))
 		return;
-	/* ip_rcv() pulled the options into the linear area. */
+	/* ip_rcv() pulled the whole header into the linear area. */
 	result = uoa_parse_ipv4_options((const u8 *)(iph + 1),
 					iph->ihl * 4 - sizeof(*iph), &real);
 	uoa_handle(net, uoa_pernet(net), skb, iph->ihl * 4, result,
 		   UOA_ST_IPOPT, &real);
 }
 
-static TB_NF_HOOK_FN(uoa_ipv4_in)
-{
-	const struct iphdr *iph = ip_hdr(skb);
-
-	/*
-	 * Fast path, taken by every IPv4 packet delivered here: version 4
-	 * with a 20-byte header (one byte, 0x45) and not the private
-	 * protocol. Two compares; the rest is out of line.
-	 */
-	if (unlikely(*(const u8 *)iph != 0x45 ||
-		     iph->protocol == UOA_OPP_PROTO))
-		uoa_ipv4_slow(skb, TB_NF_HOOK_NET(skb));
-	return NF_ACCEPT;
-}
+static struct ftrace_ops uoa_ipopt_ops = {
+	.func = uoa_ipopt_hook,
+	.flags = TB_FTRACE_FL_ARGS,
+};
 
 #if IS_ENABLED(CONFIG_IPV6)
 /* Extension headers longer than this in front of UDP are not looked at. */
 #define UOA_V6_SCAN	192
 
-static void uoa_ipv6_opp(const struct net *net, struct uoa_net *un,
-			 struct sk_buff *skb)
+static int uoa_opp6_rcv(struct sk_buff *skb)
 {
-	unsigned int before = skb->len;
+	struct net *net = dev_net(skb->dev);
+	struct uoa_net *un = uoa_pernet(net);
+	unsigned int before;
 	struct uoa_real real;
 	struct ipv6hdr *ip6h;
-	int result;
+	int result = -1;
 
-	result = uoa_opp(skb, sizeof(*ip6h),
-			 ntohs(ipv6_hdr(skb)->payload_len), &real);
+	/* Only right after the fixed header (extension headers: left). */
+	if (skb_network_header_len(skb) == sizeof(*ip6h)) {
+		__skb_push(skb, sizeof(*ip6h));
+		before = skb->len;
+		result = uoa_opp(skb, sizeof(*ip6h),
+				 ntohs(ipv6_hdr(skb)->payload_len), &real);
+	}
 	if (result < 0) {
 		tb_stats_inc(&un->stats, UOA_ST_OPP_UNTOUCHED);
-		return;
+		kfree_skb(skb);
+		return -1;
 	}
 	ip6h = ipv6_hdr(skb);
 	ip6h->nexthdr = IPPROTO_UDP;
@@ -492,72 +532,142 @@ static void uoa_ipv6_opp(const struct net *net, struct uoa_net *un,
 				  (before - skb->len));
 	tb_stats_inc(&un->stats, UOA_ST_OPP_STRIPPED);
 	uoa_handle(net, un, skb, sizeof(*ip6h), result, UOA_ST_OPP, &real);
+	/* Like an extension header: the next header is the fixed header's. */
+	__skb_pull(skb, sizeof(*ip6h));
+	skb_reset_transport_header(skb);
+	IP6CB(skb)->nhoff = offsetof(struct ipv6hdr, nexthdr);
+	return 1;
 }
 
-static noinline void uoa_ipv6_slow(struct sk_buff *skb, struct net *net)
+static const struct inet6_protocol uoa_opp6_protocol = {
+	.handler = uoa_opp6_rcv,
+	.flags = INET6_PROTO_NOPOLICY,
+};
+
+/*
+ * IPv6 destination options: the kernel's destination-options handler
+ * runs only for packets that have such a header, with skb->data and the
+ * transport header at it. Walk from there to UDP (a routing header may
+ * sit between) and read the UOA option.
+ */
+static TB_FTRACE_CALLBACK(uoa_dstopt_hook)
 {
-	u8 nexthdr = ipv6_hdr(skb)->nexthdr;
-	unsigned int noff, len, l4_off;
+	struct sk_buff *skb = (struct sk_buff *)tb_ftrace_arg(1);
+	unsigned int off, len, l4_off;
 	u8 buf[UOA_V6_SCAN];
 	struct uoa_real real;
 	const u8 *p;
+	struct net *net;
 	u8 l4_proto;
 	int result;
 
-	if (nexthdr == UOA_OPP_PROTO) {
-		uoa_ipv6_opp(net, uoa_pernet(net), skb);
+	if (!skb || !skb->dev || ipv6_hdr(skb)->version != 6)
 		return;
-	}
-	if (nexthdr != UOA_NEXTHDR_DEST && nexthdr != UOA_NEXTHDR_HOP &&
-	    nexthdr != UOA_NEXTHDR_ROUTING)
+	off = skb_transport_offset(skb);
+	if ((int)off < 0 || skb->len <= off)
 		return;
-	noff = skb_network_offset(skb) + sizeof(struct ipv6hdr);
-	if (skb->len <= noff)
-		return;
-	len = min_t(unsigned int, skb->len - noff, sizeof(buf));
-	p = skb_header_pointer(skb, noff, len, buf);
+	len = min_t(unsigned int, skb->len - off, sizeof(buf));
+	p = skb_header_pointer(skb, off, len, buf);
 	if (!p)
 		return;
-	result = uoa_parse_ipv6_exthdrs(p, len, nexthdr, &real, &l4_off,
-					&l4_proto);
+	result = uoa_parse_ipv6_exthdrs(p, len, UOA_NEXTHDR_DEST, &real,
+					&l4_off, &l4_proto);
 	if (result != UOA_PARSE_BAD && l4_proto != IPPROTO_UDP)
 		return;
+	net = dev_net(skb->dev);
 	uoa_handle(net, uoa_pernet(net), skb,
-		   sizeof(struct ipv6hdr) + l4_off, result, UOA_ST_DSTOPT,
-		   &real);
+		   skb_network_header_len(skb) + l4_off, result,
+		   UOA_ST_DSTOPT, &real);
 }
 
-static TB_NF_HOOK_FN(uoa_ipv6_in)
-{
-	/* Fast path: plain UDP (and TCP, ...) costs a compare or three. */
-	switch (ipv6_hdr(skb)->nexthdr) {
-	case UOA_OPP_PROTO:
-	case UOA_NEXTHDR_DEST:
-	case UOA_NEXTHDR_HOP:
-	case UOA_NEXTHDR_ROUTING:
-		uoa_ipv6_slow(skb, TB_NF_HOOK_NET(skb));
-	}
-	return NF_ACCEPT;
-}
+static struct ftrace_ops uoa_dstopt_ops = {
+	.func = uoa_dstopt_hook,
+	.flags = TB_FTRACE_FL_ARGS,
+};
 #endif
 
-static TB_NF_OPS_CONST struct nf_hook_ops uoa_nf_ops[] = {
-	{
-		.hook = uoa_ipv4_in,
-		.pf = NFPROTO_IPV4,
-		.hooknum = NF_INET_LOCAL_IN,
-		/* Before mangle/filter: they see the datagram as UDP. */
-		.priority = NF_IP_PRI_MANGLE - 1,
-	},
+struct uoa_hook {
+	const char *symbol;
+	struct ftrace_ops *ops;
+	bool registered;
+};
+
+static struct uoa_hook uoa_hooks[] = {
+	{ "ip_options_compile", &uoa_ipopt_ops },
 #if IS_ENABLED(CONFIG_IPV6)
-	{
-		.hook = uoa_ipv6_in,
-		.pf = NFPROTO_IPV6,
-		.hooknum = NF_INET_LOCAL_IN,
-		.priority = NF_IP6_PRI_MANGLE - 1,
-	},
+	{ "ipv6_destopt_rcv", &uoa_dstopt_ops },
 #endif
 };
+
+/* Waits for running callbacks (ftrace synchronizes on unregister). */
+static void uoa_hooks_unregister(void)
+{
+	int i;
+
+	for (i = ARRAY_SIZE(uoa_hooks) - 1; i >= 0; i--) {
+		if (!uoa_hooks[i].registered)
+			continue;
+		unregister_ftrace_function(uoa_hooks[i].ops);
+		tb_ftrace_free_filter(uoa_hooks[i].ops);
+		uoa_hooks[i].registered = false;
+	}
+}
+
+static int __init uoa_hooks_register(void)
+{
+	struct uoa_hook *h;
+	int i, err;
+
+	for (i = 0; i < ARRAY_SIZE(uoa_hooks); i++) {
+		h = &uoa_hooks[i];
+		err = ftrace_set_filter(h->ops, (unsigned char *)h->symbol,
+					strlen(h->symbol), 1);
+		if (err) {
+			pr_err("cannot hook %s: not traceable in this kernel (%d)\n",
+			       h->symbol, err);
+			goto fail;
+		}
+		err = register_ftrace_function(h->ops);
+		if (err) {
+			tb_ftrace_free_filter(h->ops);
+			pr_err("cannot hook %s (%d)\n", h->symbol, err);
+			goto fail;
+		}
+		h->registered = true;
+	}
+	return 0;
+
+fail:
+	uoa_hooks_unregister();
+	return err;
+}
+
+static void uoa_protocols_unregister(void)
+{
+#if IS_ENABLED(CONFIG_IPV6)
+	inet6_del_protocol(&uoa_opp6_protocol, UOA_OPP_PROTO);
+#endif
+	/* Both wait for running handlers. */
+	inet_del_protocol(&uoa_opp4_protocol, UOA_OPP_PROTO);
+}
+
+static int __init uoa_protocols_register(void)
+{
+	if (inet_add_protocol(&uoa_opp4_protocol, UOA_OPP_PROTO) < 0) {
+		pr_err("IP protocol %d is taken (another UOA module?)\n",
+		       UOA_OPP_PROTO);
+		return -EBUSY;
+	}
+#if IS_ENABLED(CONFIG_IPV6)
+	if (inet6_add_protocol(&uoa_opp6_protocol, UOA_OPP_PROTO) < 0) {
+		inet_del_protocol(&uoa_opp4_protocol, UOA_OPP_PROTO);
+		pr_err("IPv6 next header %d is taken (another UOA module?)\n",
+		       UOA_OPP_PROTO);
+		return -EBUSY;
+	}
+#endif
+	return 0;
+}
 
 /* getsockopt(IPPROTO_IP, UOA_SO_GET_LOOKUP) on an IPv4 or IPv6 socket. */
 static int uoa_getsockopt(struct sock *sk, int cmd, void __user *user,
@@ -667,6 +777,7 @@ static int __net_init uoa_net_init(struct net *net)
 	spin_lock_init(&un->lock);
 	INIT_LIST_HEAD(&un->age);
 	un->count = 0;
+	un->closing = false;
 	INIT_DELAYED_WORK(&un->gc, uoa_gc_work);
 	err = tb_stats_init(&un->stats, uoa_stat_names, UOA_ST_COUNT);
 	if (err)
@@ -676,13 +787,6 @@ static int __net_init uoa_net_init(struct net *net)
 		err = -ENOMEM;
 		goto free_stats;
 	}
-#if TB_NF_PERNET_HOOKS
-	err = nf_register_net_hooks(net, uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
-	if (err) {
-		remove_proc_entry("uoa_stats", net->proc_net);
-		goto free_stats;
-	}
-#endif
 	return 0;
 
 free_stats:
@@ -694,10 +798,13 @@ static void __net_exit uoa_net_exit(struct net *net)
 {
 	struct uoa_net *un = uoa_pernet(net);
 
-#if TB_NF_PERNET_HOOKS
-	nf_unregister_net_hooks(net, uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
-#endif
-	/* No hook still runs: nothing inserts or re-arms the GC now. */
+	/*
+	 * The hooks are global: a late datagram of this namespace must not
+	 * insert (or re-arm the GC) once it is purged.
+	 */
+	spin_lock_bh(&un->lock);
+	un->closing = true;
+	spin_unlock_bh(&un->lock);
 	synchronize_net();
 	cancel_delayed_work_sync(&un->gc);
 	uoa_purge(un);
@@ -742,24 +849,24 @@ static int __init uoa_init(void)
 	err = register_pernet_subsys(&uoa_net_ops);
 	if (err)
 		goto free_table;
-#if !TB_NF_PERNET_HOOKS
-	/* Before 4.3 hooks are global; the namespace comes from the device. */
-	err = nf_register_hooks(uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
-	if (err)
-		goto unregister_pernet;
-#endif
 	err = nf_register_sockopt(&uoa_sockopts);
 	if (err)
-		goto unregister_hooks;
+		goto unregister_pernet;
+	err = uoa_protocols_register();
+	if (err)
+		goto unregister_sockopt;
+	err = uoa_hooks_register();
+	if (err)
+		goto unregister_protocols;
 	pr_info("uoa loaded (map_max %u, map_timeout %u s, %d trusted sources)\n",
 		map_max, map_timeout, uoa_trusted.count);
 	return 0;
 
-unregister_hooks:
-#if !TB_NF_PERNET_HOOKS
-	nf_unregister_hooks(uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
+unregister_protocols:
+	uoa_protocols_unregister();
+unregister_sockopt:
+	nf_unregister_sockopt(&uoa_sockopts);
 unregister_pernet:
-#endif
 	unregister_pernet_subsys(&uoa_net_ops);
 free_table:
 	vfree(uoa_table);
@@ -768,10 +875,9 @@ free_table:
 
 static void __exit uoa_exit(void)
 {
+	uoa_hooks_unregister();
+	uoa_protocols_unregister();
 	nf_unregister_sockopt(&uoa_sockopts);
-#if !TB_NF_PERNET_HOOKS
-	nf_unregister_hooks(uoa_nf_ops, ARRAY_SIZE(uoa_nf_ops));
-#endif
 	unregister_pernet_subsys(&uoa_net_ops);
 	/* Entries are freed with kfree_rcu(); the table goes after them. */
 	rcu_barrier();

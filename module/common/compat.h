@@ -125,6 +125,28 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 #endif
 
 /*
+ * Tracepoints: a module may attach a probe to any core-kernel tracepoint
+ * through exported calls only (for_each_kernel_tracepoint() finds it by
+ * name, tracepoint_probe_register() attaches), no symbol of the
+ * tracepoint itself needed. A probe is a direct call with the
+ * tracepoint's arguments: much cheaper than an ftrace callback, above all
+ * before 5.11 where reading arguments in ftrace means saving every
+ * register. The TCP tracepoints used here (tcp_probe, first thing in
+ * tcp_rcv_established; tcp_destroy_sock, first thing in
+ * tcp_v4_destroy_sock) are 4.16+; their header defines no macro to test,
+ * hence the version. A missing tracepoint is found at load time and the
+ * module falls back to ftrace. Under kCFI a probe's type would have to
+ * match the tracepoint's exactly (const qualifiers moved between
+ * versions), so CFI kernels use ftrace.
+ */
+#if defined(CONFIG_TRACEPOINTS) && \
+	LINUX_VERSION_CODE >= KERNEL_VERSION(4, 16, 0) && \
+	!defined(CONFIG_CFI_CLANG) && !defined(CONFIG_CFI)
+#define TB_HAVE_TCP_TRACEPOINTS	1
+#include <linux/tracepoint.h>
+#endif
+
+/*
  * Define @name, a function with the getname() signature of this kernel
  * that calls @real and then @done(ret, sock, uaddr).
  */

@@ -4,19 +4,28 @@
  * FullNAT load balancer to applications, through getpeername(), accept()
  * and getsockopt(IPPROTO_IP, TOA_SO_GET_LOOKUP).
  *
- * Hooks are ftrace callbacks at function entry (the mechanism kprobes and
- * livepatch use, without the kprobe layer's cost): no unexported symbol
- * is linked, no kernel text or read-only data is written by this module,
- * and the hooked functions are used by argument position only.
+ * Hooks are kernel tracepoints where one sits at the right place (a
+ * direct call with the tracepoint's arguments, the cheapest hook there
+ * is) and ftrace callbacks at function entry elsewhere (the mechanism
+ * kprobes and livepatch use, without the kprobe layer's cost): no
+ * unexported symbol is linked, no kernel text or read-only data is
+ * written by this module, and the hooked functions are used by argument
+ * position only.
  *
  *   tcp_child_process        the new socket and the ACK that completed
- *                            the handshake
+ *                            the handshake (ftrace)
  *   tcp_rcv_established      options in data segments, until the
- *                            application has read data
+ *                            application has read data (its tcp_probe
+ *                            tracepoint; ftrace where there is none)
  *   inet_getname/inet6_getname  redirected to a wrapper that rewrites
  *                            the peer address (getpeername and accept
- *                            both call ops->getname)
- *   tcp_v4_destroy_sock      forget the socket (IPv6 TCP uses it too)
+ *                            both call ops->getname; ftrace IPMODIFY)
+ *   tcp_v4_destroy_sock      forget the socket (IPv6 TCP uses it too;
+ *                            its tcp_destroy_sock tracepoint, or ftrace)
+ *
+ * Every hook runs for every TCP socket, so each one leaves within a few
+ * instructions unless the segment carries options other than the usual
+ * timestamps, or the table holds entries.
  *
  * State lives in this module's own RCU hash table keyed by socket pointer,
  * never in sk_user_data.
@@ -258,6 +267,11 @@ static bool toa_source_trusted(const struct sk_buff *skb)
 	return false;
 }
 
+/* NOP, NOP, timestamp: the options of nearly every segment without TOA. */
+#define TOA_TSTAMP_ALIGNED_WORD \
+	((TCPOPT_NOP << 24) | (TCPOPT_NOP << 16) | \
+	 (TCPOPT_TIMESTAMP << 8) | TCPOLEN_TIMESTAMP)
+
 /*
  * Read the address option of a received segment whose TCP header is in
  * the linear area (tcp_v4_rcv/tcp_v6_rcv pulled doff * 4 bytes).
@@ -270,6 +284,9 @@ static bool toa_parse_skb(const struct sk_buff *skb, struct toa_client *client)
 	int ret;
 
 	if (optlen <= 0)
+		return false;
+	if (optlen == TCPOLEN_TSTAMP_ALIGNED &&
+	    *(const __be32 *)(th + 1) == htonl(TOA_TSTAMP_ALIGNED_WORD))
 		return false;
 	ret = toa_opt_parse((const u8 *)(th + 1), optlen, &toa_kinds, &opt);
 	if (opt.seen)
@@ -323,10 +340,8 @@ static bool toa_client_equal(const struct toa_client *a,
 	       !memcmp(a->addr, b->addr, sizeof(a->addr));
 }
 
-static TB_FTRACE_CALLBACK(toa_established_hook)
+static void toa_established(struct sock *sk, const struct sk_buff *skb)
 {
-	struct sock *sk = (struct sock *)tb_ftrace_arg(1);
-	struct sk_buff *skb = (struct sk_buff *)tb_ftrace_arg(2);
 	const struct tcphdr *th = tcp_hdr(skb);
 	const struct tcp_skb_cb *cb = TCP_SKB_CB(skb);
 	struct toa_client client, cur;
@@ -347,13 +362,41 @@ static TB_FTRACE_CALLBACK(toa_established_hook)
 	tb_stats_inc(&toa_stats, TOA_STAT_USED);
 }
 
+static TB_FTRACE_CALLBACK(toa_established_hook)
+{
+	toa_established((struct sock *)tb_ftrace_arg(1),
+			(const struct sk_buff *)tb_ftrace_arg(2));
+}
+
 /* ---- socket destruction: tcp_v4_destroy_sock ---- */
+
+static inline void toa_destroyed(struct sock *sk)
+{
+	if (atomic_read(&toa_nr_entries))
+		toa_forget(sk);
+}
 
 static TB_FTRACE_CALLBACK(toa_destroy_hook)
 {
-	if (atomic_read(&toa_nr_entries))
-		toa_forget((struct sock *)tb_ftrace_arg(1));
+	toa_destroyed((struct sock *)tb_ftrace_arg(1));
 }
+
+#ifdef TB_HAVE_TCP_TRACEPOINTS
+/* The same, as tracepoint probes: TP_PROTO with the probe's data first. */
+static void toa_established_probe(void *data, struct sock *sk,
+				  const struct sk_buff *skb)
+{
+	toa_established(sk, skb);
+}
+
+static void toa_destroy_probe(void *data, struct sock *sk)
+{
+	toa_destroyed(sk);
+}
+#define TOA_TP(tp_name, fn)	.tracepoint = (tp_name), .probe = (void *)(fn)
+#else
+#define TOA_TP(tp_name, fn)	.tracepoint = NULL
+#endif
 
 /* ---- getpeername()/accept(): inet_getname / inet6_getname ---- */
 
@@ -509,26 +552,93 @@ static struct ftrace_ops toa_getname6_ops = {
 #endif
 
 struct toa_hook {
-	const char *symbol;
+	const char *symbol;		/* ftrace: the function's entry */
 	struct ftrace_ops *ops;
+	const char *tracepoint;		/* preferred where the kernel has it */
+	void *probe;
+	struct tracepoint *tp;		/* attached to this tracepoint */
 	bool registered;
 };
 
 /* Registered in this order; forgetting first, storing last. */
 static struct toa_hook toa_hooks[] = {
-	{ "tcp_v4_destroy_sock", &toa_destroy_ops },
+	{ "tcp_v4_destroy_sock", &toa_destroy_ops,
+	  TOA_TP("tcp_destroy_sock", toa_destroy_probe) },
 	{ "inet_getname", &toa_getname_ops },
 #if IS_ENABLED(CONFIG_IPV6)
 	{ "inet6_getname", &toa_getname6_ops },
 #endif
-	{ "tcp_rcv_established", &toa_established_ops },
+	{ "tcp_rcv_established", &toa_established_ops,
+	  TOA_TP("tcp_probe", toa_established_probe) },
 	{ "tcp_child_process", &toa_child_ops },
 };
+
+#ifdef TB_HAVE_TCP_TRACEPOINTS
+static void __init toa_tp_match(struct tracepoint *tp, void *priv)
+{
+	struct toa_hook *h = priv;
+
+	if (!h->tp && !strcmp(tp->name, h->tracepoint))
+		h->tp = tp;
+}
+
+/* Attach @h to its tracepoint; false: use ftrace instead. */
+static bool __init toa_hook_attach_tp(struct toa_hook *h)
+{
+	int err;
+
+	if (!h->tracepoint)
+		return false;
+	for_each_kernel_tracepoint(toa_tp_match, h);
+	if (!h->tp)
+		return false;
+	err = tracepoint_probe_register(h->tp, h->probe, NULL);
+	if (err) {
+		pr_info("tracepoint %s unusable (%d), hooking %s instead\n",
+			h->tracepoint, err, h->symbol);
+		h->tp = NULL;
+		return false;
+	}
+	return true;
+}
+
+static bool toa_hook_detach_tp(struct toa_hook *h)
+{
+	if (!h->tp)
+		return false;
+	tracepoint_probe_unregister(h->tp, h->probe, NULL);
+	h->tp = NULL;
+	return true;
+}
+
+static void toa_tp_sync(void)
+{
+	tracepoint_synchronize_unregister();
+}
+#else
+static bool __init toa_hook_attach_tp(struct toa_hook *h)
+{
+	return false;
+}
+
+static bool toa_hook_detach_tp(struct toa_hook *h)
+{
+	return false;
+}
+
+static void toa_tp_sync(void)
+{
+}
+#endif
 
 static int __init toa_hook_register(struct toa_hook *h)
 {
 	int err;
 
+	if (toa_hook_attach_tp(h)) {
+		h->registered = true;
+		return 0;
+	}
 	err = ftrace_set_filter(h->ops, (unsigned char *)h->symbol,
 				strlen(h->symbol), 1);
 	if (err) {
@@ -546,18 +656,30 @@ static int __init toa_hook_register(struct toa_hook *h)
 	return 0;
 }
 
-/* Waits for running callbacks (ftrace synchronizes on unregister). */
+/*
+ * Waits for running callbacks (ftrace synchronizes on unregister; probes
+ * are waited for once, after the last tracepoint detached).
+ */
 static void toa_hooks_unregister(void)
 {
+	bool tracepoints = false;
 	int i;
 
 	for (i = ARRAY_SIZE(toa_hooks) - 1; i >= 0; i--) {
-		if (!toa_hooks[i].registered)
+		struct toa_hook *h = &toa_hooks[i];
+
+		if (!h->registered)
 			continue;
-		unregister_ftrace_function(toa_hooks[i].ops);
-		tb_ftrace_free_filter(toa_hooks[i].ops);
-		toa_hooks[i].registered = false;
+		h->registered = false;
+		if (toa_hook_detach_tp(h)) {
+			tracepoints = true;
+			continue;
+		}
+		unregister_ftrace_function(h->ops);
+		tb_ftrace_free_filter(h->ops);
 	}
+	if (tracepoints)
+		toa_tp_sync();
 }
 
 /* ---- /proc/net/toa_stats (in every network namespace) ---- */
@@ -618,6 +740,15 @@ static int __init toa_parse_params(void)
 	return 0;
 }
 
+static int __init toa_nr_tracepoints(void)
+{
+	int i, n = 0;
+
+	for (i = 0; i < ARRAY_SIZE(toa_hooks); i++)
+		n += toa_hooks[i].tp != NULL;
+	return n;
+}
+
 static int __init toa_init(void)
 {
 	int i, err;
@@ -644,7 +775,12 @@ static int __init toa_init(void)
 		err = toa_hook_register(&toa_hooks[i]);
 		if (err)
 			goto unregister_hooks;
+		pr_debug("%s hooked through %s\n", toa_hooks[i].symbol,
+			 toa_hooks[i].tp ? "its tracepoint" : "ftrace");
 	}
+	pr_info("%d hook(s) on tracepoints, %d on ftrace\n",
+		toa_nr_tracepoints(),
+		(int)ARRAY_SIZE(toa_hooks) - toa_nr_tracepoints());
 	pr_info("toa loaded\n");
 	return 0;
 

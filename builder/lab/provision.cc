@@ -400,6 +400,10 @@ DebVersion Split(const std::string& v) {
 
 }  // namespace
 
+std::string RootLockPath(const KernelRow& row, const std::string& cache_root) {
+  return RootLock(row, cache_root);
+}
+
 int CompareDebianVersions(const std::string& a, const std::string& b) {
   DebVersion x = Split(a), y = Split(b);
   if (x.epoch != y.epoch) return x.epoch < y.epoch ? -1 : 1;

@@ -44,6 +44,9 @@ util::Result<ProvisionedKernel> ProvisionRow(const KernelRow& row, util::Process
 // Host path of the build root of `release`.
 std::string RootDir(const std::string& cache_root, const std::string& release);
 
+// The lock held while the root of `row` runs apt (hold it to run apt there too).
+std::string RootLockPath(const KernelRow& row, const std::string& cache_root);
+
 // Runs commands inside a build root with /proc mounted. /proc is mounted on
 // first use and unmounted when the last user (any process) leaves, so rows
 // sharing a root can build at the same time.

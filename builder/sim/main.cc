@@ -142,14 +142,12 @@ int Run(const Options& o) {
   }
 
   int passed = 0, failed = 0;
-  std::set<std::string> used_modules;
   for (const auto& c : cases) {
     if (o.no_load && (!c.params || !c.params->empty())) {
       std::cerr << "lbsim: skipping " << c.module << "/" << c.name
                 << ": it loads the module itself or needs parameters (--no-load)\n";
       continue;
     }
-    used_modules.insert(c.module);
     unsigned long taint_before = sim::OopsOrWarnTaint();
     auto started = std::chrono::steady_clock::now();
     long busy_before = BusyMs();
@@ -184,11 +182,9 @@ int Run(const Options& o) {
     Print("LBSIM-RESULT " + j.dump());
     (r.pass ? passed : failed)++;
   }
-  if (!o.no_load) {
-    for (const auto& m : used_modules)
-      if (auto st = modules.UnloadIfLoaded(m); !st)
-        std::cerr << "lbsim: final unload: " << st.error().message << "\n";
-  }
+  // The last module stays loaded: the guest powers off next, and unloading
+  // (ftrace and RCU-tasks grace periods: ~0.4 s of a TCG guest) is proven by
+  // the rmmod cases, under load, not by a quiet unload here.
   Print("LBSIM-DONE passed=" + std::to_string(passed) + " failed=" + std::to_string(failed));
   return failed ? 1 : 0;
 }

@@ -1,8 +1,11 @@
 #include "util/process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
+
+#include <mutex>
 
 #include <boost/asio.hpp>
 #include <boost/process.hpp>
@@ -65,6 +68,20 @@ Result<ProcessResult> ProcessRunner::RunChecked(const ProcessSpec& spec, const s
 
 namespace {
 
+// Pipes are made, marked close-on-exec and handed to a new child under one
+// lock: otherwise a child forked by another thread in between inherits this
+// child's output pipe, and its EOF waits for that child (a QEMU of another
+// row: minutes). The child's own stdio is made by dup2, which drops the flag.
+std::mutex& SpawnMutex() {
+  static std::mutex m;
+  return m;
+}
+
+void SetCloseOnExec(int fd) {
+  int flags = ::fcntl(fd, F_GETFD);
+  if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
 struct NewProcessGroup : bp::extend::handler {
   template <typename Executor>
   void on_exec_setup(Executor&) const { ::setpgid(0, 0); }
@@ -76,8 +93,12 @@ Result<ProcessResult> SystemProcessRunner::Run(const ProcessSpec& spec) {
   if (spec.argv.empty()) return MakeError("internal error: empty command");
   auto start = std::chrono::steady_clock::now();
   boost::asio::io_context io;
+  std::unique_lock<std::mutex> spawn_lock(SpawnMutex());
   bp::async_pipe out_pipe(io);
   bp::async_pipe in_pipe(io);
+  for (int fd : {out_pipe.native_source(), out_pipe.native_sink(), in_pipe.native_source(),
+                 in_pipe.native_sink()})
+    SetCloseOnExec(fd);
   ProcessResult result;
 
   boost::filesystem::path exe = spec.argv[0];
@@ -106,6 +127,7 @@ Result<ProcessResult> SystemProcessRunner::Run(const ProcessSpec& spec) {
   }
   if (launch_error)
     return MakeError("cannot start `" + FormatCommand(spec.argv) + "`: " + launch_error.message());
+  spawn_lock.unlock();
   pid_t pgid = child.id();
 
   // Feed stdin, then close it so the child sees EOF.

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <set>
+
 using namespace util;
 
 TEST_CASE("SystemProcessRunner captures output and exit code") {
@@ -65,4 +67,47 @@ TEST_CASE("FakeProcessRunner answers by prefix, later rules win") {
   spec.argv = {"apt-get", "update"};
   CHECK(fake.Run(spec)->exit_code == 0);
   CHECK(fake.commands().size() == 2);
+}
+
+namespace {
+
+// "fd -> pipe:[inode]" entries above stderr in `ls -l /proc/self/fd/` output.
+std::set<std::string> PipesAboveStderr(const std::string& listing) {
+  std::set<std::string> out;
+  size_t pos = 0;
+  while ((pos = listing.find(" -> pipe:", pos)) != std::string::npos) {
+    size_t start = listing.rfind(' ', pos - 1) + 1;
+    if (std::stoi(listing.substr(start, pos - start)) > 2)
+      out.insert(listing.substr(start, listing.find('\n', pos) - start));
+    pos += 1;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a child inherits no other command's pipes (their EOF would wait for it)") {
+  // While `echo` runs, its output pipe is open here; a child started then
+  // (as by another thread) must not get it: it lists its open fds. Pipes this
+  // test process inherited itself are the baseline.
+  SystemProcessRunner runner;
+  ProcessSpec list;
+  list.argv = {"ls", "-l", "/proc/self/fd/"};
+  auto baseline = runner.Run(list);
+  REQUIRE(baseline.ok());
+  std::string fds;
+  ProcessSpec outer;
+  outer.argv = {"echo", "outer"};
+  outer.on_line = [&](std::string_view) {
+    auto r = runner.Run(list);
+    if (r) fds = r->output;
+  };
+  auto r = runner.Run(outer);
+  REQUIRE(r.ok());
+  REQUIRE(fds.find(" 1 -> pipe:") != std::string::npos);  // its own stdout
+  std::string leaked;
+  auto before = PipesAboveStderr(baseline->output);
+  for (const auto& p : PipesAboveStderr(fds))
+    if (!before.count(p)) leaked += p + "; ";
+  CHECK(leaked == "");
 }

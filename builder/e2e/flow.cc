@@ -12,8 +12,10 @@
 #include <sstream>
 
 #include "e2e/image.h"
+#include "host/profile.h"
 #include "lab/cache.h"
 #include "lab/matrix.h"
+#include "lab/paths.h"
 #include "lab/provision.h"
 #include "util/fs.h"
 
@@ -217,6 +219,7 @@ ReleaseResult RunRelease(const ReleaseSpec& spec, const Config& config, const Fl
   is.upgrade_kver = upgrade->kver;
   is.upgrade_version = upgrade->package_version;
   is.packages = config.image_packages;
+  is.profiles_stamp = ProfilesStamp(host::ProfilesDir(lab::SourceDir()));
   is.headroom_mb = config.image_headroom_mb;
   auto image = EnsureImage(is, runner, opts.cache_root, progress);
   if (!image) return add("host", "image", false, 0, image.error().message), finish();

@@ -130,6 +130,24 @@ bool GuestDriver::CheckLoaded(const std::string& step, bool want_loaded) {
   return ok;
 }
 
+// DKMS signed what it built with its own key, whose certificate is the one
+// the Secure Boot message tells operators to enrol (profile mok_key).
+void GuestDriver::CheckSigned() {
+  const std::string cert = "/var/lib/dkms/mok.pub";
+  std::string unsigned_modules;
+  for (const char* m : {"toa", "uoa"}) {
+    auto r = Command({"modinfo", "-F", "signer", m}, seconds(60));
+    if (!r.ok() || util::OutputTail(r.output, 1).empty())
+      unsigned_modules += std::string(unsigned_modules.empty() ? "" : ", ") + m;
+  }
+  bool have_cert = host::RootFs(root_).Exists(cert);
+  bool ok = unsigned_modules.empty() && have_cert;
+  Report("module_signed", ok, 0,
+         ok ? "toa, uoa signed by DKMS; certificate " + cert
+            : (unsigned_modules.empty() ? "" : "not signed: " + unsigned_modules + "; ") +
+                  (have_cert ? "" : cert + " missing"));
+}
+
 void GuestDriver::DumpKernelLog() {
   auto r = Command({"dmesg"}, seconds(60));
   out_ << kDmesgBegin << "\n" << r.output;
@@ -162,6 +180,7 @@ bool GuestDriver::Run(const GuestParams& p) {
     }
     ToaBuild("selftest", {"selftest"}, kSelftest);
     ToaBuild("status", {"status"}, kQuick);
+    CheckSigned();
   } else if (p.stage == "reboot") {
     CheckKernel(p.kernel);
     CheckLoaded("autoload", true);

@@ -52,6 +52,7 @@ class GuestDriver {
                 util::ProcessResult* out = nullptr);
   bool CheckKernel(const std::string& want);
   bool CheckLoaded(const std::string& step, bool want_loaded);
+  void CheckSigned();
   void DumpKernelLog();
 };
 

@@ -17,6 +17,20 @@ e2e::GuestParams Removed() {
   return {"removed", "6.1.0-56-amd64", "6.12.95+deb12-amd64", {"linux-image-6.12.95+deb12-amd64"}};
 }
 
+// Runs the install stage against `root` and returns its step `name` (empty
+// name: the step was not reported).
+e2e::Step InstallStep(util::FakeProcessRunner& runner, const std::string& root, const std::string& name) {
+  runner.On({"dmesg"}, 0, "");
+  std::ostringstream out;
+  e2e::GuestDriver driver(runner, out, "/opt/toa-e2e", root);
+  e2e::GuestParams p = Removed();
+  p.stage = "install";
+  driver.Run(p);
+  for (const auto& s : e2e::ParseStage(out.str(), "install", false).steps)
+    if (s.name == name) return s;
+  return e2e::Step{};
+}
+
 }  // namespace
 
 TEST_CASE("e2e guest: after uninstall, a file of ours left behind fails the stage", "[e2e]") {
@@ -60,19 +74,26 @@ TEST_CASE("e2e guest: a second install that changes something fails install_agai
   util::FakeProcessRunner runner;
   runner.On({"/opt/toa-e2e/bin/toa-build", "install"}, 0, "+ dkms build\ntoa-build install: toa, uoa installed\n");
   runner.On({"/opt/toa-e2e/bin/toa-build"}, 0, "ok\n");
-  runner.On({"dmesg"}, 0, "");
-  std::ostringstream out;
-  e2e::GuestDriver driver(runner, out, "/opt/toa-e2e", root.path);
-  e2e::GuestParams p = Removed();
-  p.stage = "install";
-  CHECK_FALSE(driver.Run(p));
-  auto report = e2e::ParseStage(out.str(), "install", false);
-  bool seen = false;
-  for (const auto& s : report.steps)
-    if (s.name == "install_again") {
-      seen = true;
-      CHECK_FALSE(s.passed);
-      CHECK(s.detail.find("but did something") != std::string::npos);
-    }
-  CHECK(seen);
+  auto s = InstallStep(runner, root.path, "install_again");
+  REQUIRE(s.name == "install_again");
+  CHECK_FALSE(s.passed);
+  CHECK(s.detail.find("but did something") != std::string::npos);
+}
+
+TEST_CASE("e2e guest: modules DKMS did not sign, or no DKMS certificate, fail module_signed", "[e2e]") {
+  auto signed_step = [](bool cert, const std::string& toa_signer) {
+    util::testing::TempDir root;
+    if (cert) util::WriteFileAtomic(root.path + "/var/lib/dkms/mok.pub", "CERT");
+    util::FakeProcessRunner runner;
+    runner.On({"modinfo", "-F", "signer", "toa"}, 0, toa_signer);
+    runner.On({"modinfo", "-F", "signer", "uoa"}, 0, "DKMS module signing key\n");
+    runner.On({"/opt/toa-e2e/bin/toa-build"}, 0, "nothing changed\n");
+    return InstallStep(runner, root.path, "module_signed");
+  };
+  auto good = signed_step(true, "DKMS module signing key\n");
+  CHECK(good.name == "module_signed");
+  CHECK(good.passed);
+  auto bad = signed_step(false, "\n");
+  CHECK_FALSE(bad.passed);
+  CHECK(bad.detail == "not signed: toa; /var/lib/dkms/mok.pub missing");
 }

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -142,7 +143,21 @@ std::string ImageRecipe(const ImageSpec& spec) {
          "\nrelease=" + spec.release.release + "\nmirror=" + spec.row.mirror + "\nkernel=" + spec.kver + "=" +
          spec.version + "\nupgrade=" + spec.upgrade_kver + "=" + spec.upgrade_version +
          "\npackages=" + Join(spec.packages, ",") + "\nheadroom_mb=" + std::to_string(spec.headroom_mb) +
-         "\nfiles=" + files;
+         "\nprofiles=" + spec.profiles_stamp + "\nfiles=" + files;
+}
+
+std::string ProfilesStamp(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".yaml") names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  std::string all;
+  for (const auto& n : names) {
+    auto content = util::ReadFile(dir + "/" + n);
+    all += n + ":" + (content ? *content : std::string("<unreadable>")) + "\n";
+  }
+  return std::to_string(std::hash<std::string>{}(all));
 }
 
 namespace {

@@ -30,6 +30,9 @@ struct ImageSpec {
   std::string kver, version;                  // the image's kernel and its package version
   std::string upgrade_kver, upgrade_version;  // the kernel the VM upgrades to
   std::vector<std::string> packages;          // debootstrap --include
+  // Content stamp of the distro profiles: the image's local repository holds
+  // what `deps` plans from them, so a profile change rebuilds the image.
+  std::string profiles_stamp;
   int headroom_mb = 2048;
 };
 
@@ -45,6 +48,8 @@ struct Image {
 
 // What the entry is made from (its stamp); any change rebuilds it.
 std::string ImageRecipe(const ImageSpec& spec);
+// A stamp of the names and contents of the .yaml files in `dir` (ProfilesDir).
+std::string ProfilesStamp(const std::string& dir);
 // Network apt sources used while building: the rows' suites (and security suites).
 std::string BuildSources(const ImageSpec& spec);
 // The image's only apt source once built: the local repository, offline.

@@ -175,6 +175,9 @@ TEST_CASE("e2e: image sources, upgrade packages and recipe", "[e2e]") {
   auto recipe = e2e::ImageRecipe(s);
   s.upgrade_version = "6.12.96-1~bpo12+1";
   CHECK(e2e::ImageRecipe(s) != recipe);  // a new upgrade kernel rebuilds the image
+  recipe = e2e::ImageRecipe(s);
+  s.profiles_stamp = "changed";
+  CHECK(e2e::ImageRecipe(s) != recipe);  // so does a profile change (deps' packages)
 }
 
 TEST_CASE("e2e: the QEMU command line has no network and a read-only payload disk", "[e2e]") {

@@ -80,7 +80,7 @@ TEST_CASE("cli install --dry-run prints the plan, one command per line", "[host]
   for (std::string l; std::getline(in, l);) lines.push_back(l);
   REQUIRE(lines.size() == 9);
   CHECK(lines[0] == "apt-get update");
-  CHECK(lines[1] == "apt-get install -y --no-install-recommends gcc make linux-headers-4.15.0-20-generic dkms");
+  CHECK(lines[1] == "apt-get install -y --no-install-recommends gcc make openssl linux-headers-4.15.0-20-generic dkms");
   CHECK(lines[2].rfind("# copy ", 0) == 0);
   CHECK(lines[5] == "dkms install -m toa-build -v 0.1.0 -k 4.15.0-20-generic");
   CHECK(lines[6] == "modprobe toa");

@@ -69,7 +69,7 @@ struct Sandbox {
   ~Sandbox() { fs::remove_all(base); }
   // Tools present, headers present: deps has nothing to do.
   void InstallTools(const std::string& kernel) {
-    for (const char* f : {"usr/bin/gcc", "usr/bin/make", "usr/sbin/dkms", "usr/include/libelf.h"}) Touch(root / f);
+    for (const char* f : {"usr/bin/gcc", "usr/bin/make", "usr/bin/openssl", "usr/sbin/dkms", "usr/include/libelf.h"}) Touch(root / f);
     fs::create_directories(root / "var/lib/dkms");  // the dkms package's own folder
     Touch(root / ("lib/modules/" + kernel + "/build/Makefile"));
   }
@@ -86,7 +86,7 @@ void FakeDebianWorld(util::FakeProcessRunner& fake, const fs::path& root, const 
   const std::string dkms = "var/lib/dkms/toa-build/0.1.0";
   fake.On({"apt-get"}, 0, "ok");
   fake.On({"apt-get", "install"}, 0, "Setting up dkms", [root, kernel](const util::ProcessSpec&) {
-    for (const char* f : {"usr/bin/gcc", "usr/bin/make", "usr/sbin/dkms"}) Touch(root / f);
+    for (const char* f : {"usr/bin/gcc", "usr/bin/make", "usr/bin/openssl", "usr/sbin/dkms"}) Touch(root / f);
     fs::create_directories(root / "var/lib/dkms");
     Touch(root / ("lib/modules/" + kernel + "/build/Makefile"));
   });
@@ -146,7 +146,7 @@ TEST_CASE("install --dry-run: Debian 12 (DKMS, modules-load.d)", "[host][plan]")
   auto lines = Plan("debian-12", "", std::string("100.125.0.0/16"), nullptr, &src);
   CHECK(lines == std::vector<std::string>{
                      "apt-get update",
-                     "apt-get install -y --no-install-recommends gcc make linux-headers-6.1.0-56-amd64 dkms",
+                     "apt-get install -y --no-install-recommends gcc make openssl linux-headers-6.1.0-56-amd64 dkms",
                      "# copy " + src + " -> /usr/src/toa-build-0.1.0",
                      "dkms add -m toa-build -v 0.1.0",
                      "dkms build -m toa-build -v 0.1.0 -k 6.1.0-56-amd64",
@@ -223,7 +223,7 @@ TEST_CASE("install --dry-run: Debian 8 (archive.debian.org through a private sou
   REQUIRE(lines.size() > 3);
   CHECK(lines[0] == "# write /etc/toa-build/apt-archive.list (0644)");
   CHECK(lines[1] == "apt-get " + args + " update");
-  CHECK(lines[2] == "apt-get " + args + " install -y --no-install-recommends gcc make linux-headers-3.16.0-4-amd64 dkms");
+  CHECK(lines[2] == "apt-get " + args + " install -y --no-install-recommends gcc make openssl linux-headers-3.16.0-4-amd64 dkms");
 }
 
 TEST_CASE("install --dry-run: Flatcar (container build, systemd unit)", "[host][plan]") {

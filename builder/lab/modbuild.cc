@@ -152,8 +152,17 @@ util::Result<BuiltModules> BuildKbuild(const ProvisionedKernel& k, const std::st
                            "Kbuild for " + k.row + " (" + k.kver + ")");
   if (!make) return make.error();
   built.log = make->output;
-  auto ko = Collect(FindModules(k.build_root + in_root), OutDir(k, cache_root, BuildMethod::kKbuild),
-                    runner);
+  // Debug info is most of a module (~850 of ~900 KB) and the guest never
+  // reads it: stripped by the release's own binutils (as DKMS and
+  // INSTALL_MOD_STRIP do), the initramfs unpacks and insmod copies less.
+  auto modules = FindModules(k.build_root + in_root);
+  std::vector<std::string> strip = {"strip", "--strip-debug"};
+  for (const auto& m : modules) strip.push_back(m.string().substr(k.build_root.size()));
+  if (!modules.empty()) {
+    auto stripped = session->Run(strip, kMakeTimeout, "strip the " + k.row + " modules");
+    if (!stripped) return stripped.error();
+  }
+  auto ko = Collect(modules, OutDir(k, cache_root, BuildMethod::kKbuild), runner);
   if (!ko) return MakeError("Kbuild for " + k.row + ": " + ko.error().message);
   built.ko_files = *ko;
   return built;

@@ -70,11 +70,14 @@ TEST_CASE("modbuild: Kbuild builds a fresh copy inside the root and copies the .
   CHECK(b->ko_files == std::vector<std::string>{out + "/toa.ko", out + "/uoa.ko"});
   CHECK(Read(out + "/toa.ko") == "toa-elf");
   CHECK(b->log.find("CC [M]") != std::string::npos);
-  // mount /proc, make in the root, umount.
+  // mount /proc, make in the root, strip the debug info there, umount.
   const auto& cmds = f.runner.commands();
-  REQUIRE(cmds.size() == 3);
+  REQUIRE(cmds.size() == 4);
   CHECK(cmds[0][0] == "mount");
-  CHECK(cmds[2][0] == "umount");
+  std::vector<std::string> strip(cmds[2].end() - 4, cmds[2].end());
+  CHECK(strip == std::vector<std::string>{"strip", "--strip-debug", "/build/debian-12/kbuild/toa/toa.ko",
+                                          "/build/debian-12/kbuild/uoa/uoa.ko"});
+  CHECK(cmds[3][0] == "umount");
   std::vector<std::string> tail(cmds[1].end() - 5, cmds[1].end());
   CHECK(tail == std::vector<std::string>{"make", "-C", "/usr/src/linux-headers-6.1.0-56-amd64",
                                          "M=/build/debian-12/kbuild", "modules"});

@@ -25,6 +25,30 @@ util::Result<host::Detection> DetectHost(const HostArgs& args) {
   return host::Detect(profiles.value(), root, args.kernel);
 }
 
+bool RunSystemChange(Context& ctx, const char* command, const HostArgs& args,
+                     const std::function<util::Status(host::Executor&)>& plan, bool* changed) {
+  auto fail = [&](const std::string& msg) {
+    *ctx.err << "toa-build " << command << ": " << msg << "\n";
+    return false;
+  };
+  if (args.root != "/" && !args.dry_run)
+    return fail("--root " + args.root +
+                " changes files there but would run package and DKMS commands on this machine: add "
+                "--dry-run, or run `chroot " + args.root + " toa-build " + command + "`");
+  host::RootFs root(args.root);
+  if (!root.IsDir("/")) return fail("--root " + args.root + " is not a directory");
+  util::RecordingProcessRunner recorder;
+  util::ProcessRunner& runner = args.dry_run ? recorder : *ctx.runner;
+  host::Executor exec(root, runner, args.dry_run);
+  exec.OnAction([&ctx](const std::string& line) { *ctx.out << "+ " << line << std::endl; });
+  auto s = plan(exec);
+  if (args.dry_run)
+    for (const auto& line : exec.lines()) *ctx.out << line << "\n";
+  if (!s) return fail(s.error().message);
+  if (changed) *changed = exec.changed();
+  return true;
+}
+
 std::string ModuleSourceDir() { return lab::SourceDir() + "/module"; }
 
 std::string FindLbsim() {

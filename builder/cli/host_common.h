@@ -3,9 +3,11 @@
 // sources and the simulator.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "cli/command.h"
+#include "host/installer.h"
 #include "host/profile.h"
 
 namespace cli {
@@ -21,6 +23,16 @@ void AddRootKernelOptions(CLI::App& app, HostArgs& args);
 
 // Detection for --root/--kernel, or a one-line error.
 util::Result<host::Detection> DetectHost(const HostArgs& args);
+
+// What deps, install and uninstall share: refuse --root without --dry-run
+// (the commands would run on this machine, not in DIR), then run `plan`
+// through an Executor that records under --dry-run and echoes each action
+// otherwise; the dry-run plan is printed, one command per line. On failure
+// prints "toa-build NAME: reason" and returns false. `changed` (if given)
+// says whether a real run changed anything.
+bool RunSystemChange(Context& ctx, const char* command, const HostArgs& args,
+                     const std::function<util::Status(host::Executor&)>& plan,
+                     bool* changed = nullptr);
 
 // The module sources installed on hosts (module/ of the source tree).
 std::string ModuleSourceDir();

@@ -3,7 +3,6 @@
 #include <sys/utsname.h>
 
 #include "cli/host_common.h"
-#include "host/installer.h"
 
 namespace cli {
 namespace {
@@ -52,24 +51,13 @@ class InstallCommand : public Subcommand {
         opts.no_load = true;
       }
     }
-    if (args_.root != "/" && !args_.dry_run) {
-      // Commands (apt, dkms, modprobe) would run on this machine, not in DIR.
-      *ctx.err << "toa-build install: --root " << args_.root
-               << " changes files there but would run package and DKMS commands on this machine: add "
-                  "--dry-run, or run `chroot " << args_.root << " toa-build install`\n";
+    bool changed = false;
+    if (!RunSystemChange(ctx, name(), args_,
+                         [&](host::Executor& exec) { return host::RunInstall(exec, det.value(), opts); },
+                         &changed))
       return 1;
-    }
-    host::RootFs root(args_.root);
-    util::RecordingProcessRunner recorder;
-    util::ProcessRunner& runner = args_.dry_run ? recorder : *ctx.runner;
-    host::Executor exec(root, runner, args_.dry_run);
-    exec.OnAction([&ctx](const std::string& line) { *ctx.out << "+ " << line << std::endl; });
-    auto s = host::RunInstall(exec, det.value(), opts);
-    if (args_.dry_run)
-      for (const auto& line : exec.lines()) *ctx.out << line << "\n";
-    if (!s) return fail(s.error().message);
     if (args_.dry_run) return 0;
-    if (!exec.changed()) {
+    if (!changed) {
       *ctx.out << "toa-build install: already installed for " << det->kernel << "; nothing changed\n";
       return 0;
     }

@@ -9,11 +9,13 @@
 
 #include "lab/provision.h"
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace lab {
 
 namespace fs = std::filesystem;
 using std::chrono::minutes;
+using util::EndsWith;
 using util::MakeError;
 
 namespace {
@@ -21,10 +23,6 @@ namespace {
 // What checkpatch.pl reads besides itself (missing ones only weaken it
 // quietly, so all are taken).
 const char* kScriptFiles[] = {"checkpatch.pl", "spelling.txt", "const_structs.checkpatch"};
-
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string CheckpatchDir(const std::string& cache_root, const std::string& package) {
   return cache_root + "/checkpatch/" + package;

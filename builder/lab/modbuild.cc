@@ -9,12 +9,14 @@
 
 #include "lab/cache.h"
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace lab {
 
 namespace fs = std::filesystem;
 using std::chrono::minutes;
 using std::chrono::seconds;
+using util::EndsWith;
 using util::MakeError;
 
 namespace {
@@ -22,10 +24,6 @@ namespace {
 const seconds kMakeTimeout = minutes(20);
 const seconds kDkmsTimeout = minutes(20);
 const seconds kDecompressTimeout = minutes(2);
-
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Build products a source tree may carry from someone's manual build; they
 // must not leak into a fresh copy.

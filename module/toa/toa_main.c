@@ -452,6 +452,20 @@ TB_GETNAME_WRAPPER(toa_inet_getname, inet_getname, toa_getname_done)
 TB_GETNAME_WRAPPER(toa_inet6_getname, inet6_getname, toa_getname_done)
 #endif
 
+/*
+ * Both functions are hooked by one ftrace_ops (each ops costs RCU-tasks
+ * grace periods when unregistered). @ip is an entry of one of them; the
+ * hooked function is the one whose start is nearest at or below it.
+ */
+static unsigned long toa_getname_wrapper(unsigned long ip)
+{
+#if IS_ENABLED(CONFIG_IPV6)
+	if (ip - (unsigned long)inet6_getname < ip - (unsigned long)inet_getname)
+		return (unsigned long)toa_inet6_getname;
+#endif
+	return (unsigned long)toa_inet_getname;
+}
+
 static TB_FTRACE_CALLBACK(toa_getname_hook)
 {
 	struct pt_regs *regs;
@@ -466,7 +480,7 @@ static TB_FTRACE_CALLBACK(toa_getname_hook)
 	if (!regs)
 		return;
 	this_cpu_inc(toa_redirects);
-	instruction_pointer_set(regs, (unsigned long)op->private);
+	instruction_pointer_set(regs, toa_getname_wrapper(ip));
 }
 
 static void toa_wait_redirects(void)
@@ -540,16 +554,7 @@ static struct ftrace_ops toa_destroy_ops = {
 static struct ftrace_ops toa_getname_ops = {
 	.func = toa_getname_hook,
 	.flags = TB_FTRACE_FL_REGS,
-	.private = toa_inet_getname,
 };
-
-#if IS_ENABLED(CONFIG_IPV6)
-static struct ftrace_ops toa_getname6_ops = {
-	.func = toa_getname_hook,
-	.flags = TB_FTRACE_FL_REGS,
-	.private = toa_inet6_getname,
-};
-#endif
 
 struct toa_hook {
 	const char *symbol;		/* ftrace: the function's entry */
@@ -557,9 +562,10 @@ struct toa_hook {
 	/*
 	 * Set for functions exported on every kernel: ftrace filters on the
 	 * address at once, where a name means reading the name of every
-	 * traceable function (~65 ms per hook in a TCG guest).
+	 * traceable function (~65 ms per hook in a TCG guest). Up to two
+	 * functions share one ops.
 	 */
-	unsigned long addr;
+	unsigned long addr[2];
 	const char *tracepoint;		/* preferred where the kernel has it */
 	void *probe;
 	struct tracepoint *tp;		/* attached to this tracepoint */
@@ -570,12 +576,12 @@ struct toa_hook {
 static struct toa_hook toa_hooks[] = {
 	{ "tcp_v4_destroy_sock", &toa_destroy_ops,
 	  TOA_TP("tcp_destroy_sock", toa_destroy_probe) },
-	{ "inet_getname", &toa_getname_ops,
-	  .addr = (unsigned long)inet_getname },
+	{ "inet_getname/inet6_getname", &toa_getname_ops,
+	  .addr = { (unsigned long)inet_getname,
 #if IS_ENABLED(CONFIG_IPV6)
-	{ "inet6_getname", &toa_getname6_ops,
-	  .addr = (unsigned long)inet6_getname },
+		    (unsigned long)inet6_getname,
 #endif
+	  } },
 	{ "tcp_rcv_established", &toa_established_ops,
 	  TOA_TP("tcp_probe", toa_established_probe) },
 	{ "tcp_child_process", &toa_child_ops },
@@ -641,18 +647,19 @@ static void toa_tp_sync(void)
 
 static int __init toa_hook_register(struct toa_hook *h)
 {
-	int err;
+	int i, err = 0;
 
 	if (toa_hook_attach_tp(h)) {
 		h->registered = true;
 		return 0;
 	}
-	if (h->addr)
-		err = ftrace_set_filter_ip(h->ops, h->addr, 0, 1);
-	else
+	if (!h->addr[0])
 		err = ftrace_set_filter(h->ops, (unsigned char *)h->symbol,
 					strlen(h->symbol), 1);
+	for (i = 0; i < ARRAY_SIZE(h->addr) && h->addr[i] && !err; i++)
+		err = ftrace_set_filter_ip(h->ops, h->addr[i], 0, 0);
 	if (err) {
+		tb_ftrace_free_filter(h->ops);
 		pr_err("cannot hook %s: not traceable in this kernel (%d)\n",
 		       h->symbol, err);
 		return err;

@@ -474,10 +474,8 @@ static const struct net_protocol uoa_opp4_protocol = {
  * reads the UOA option; a datagram without options never gets here.
  * Other callers pass no skb (setsockopt) or a bridged packet.
  */
-static TB_FTRACE_CALLBACK(uoa_ipopt_hook)
+static void uoa_ipopt_hook(struct net *net, struct sk_buff *skb)
 {
-	struct net *net = (struct net *)tb_ftrace_arg(1);
-	struct sk_buff *skb = (struct sk_buff *)tb_ftrace_arg(3);
 	const struct iphdr *iph;
 	struct uoa_real real;
 	int result;
@@ -495,11 +493,6 @@ static TB_FTRACE_CALLBACK(uoa_ipopt_hook)
 	uoa_handle(net, uoa_pernet(net), skb, iph->ihl * 4, result,
 		   UOA_ST_IPOPT, &real);
 }
-
-static struct ftrace_ops uoa_ipopt_ops = {
-	.func = uoa_ipopt_hook,
-	.flags = TB_FTRACE_FL_ARGS,
-};
 
 #if IS_ENABLED(CONFIG_IPV6)
 /* Extension headers longer than this in front of UDP are not looked at. */
@@ -550,9 +543,8 @@ static const struct inet6_protocol uoa_opp6_protocol = {
  * transport header at it. Walk from there to UDP (a routing header may
  * sit between) and read the UOA option.
  */
-static TB_FTRACE_CALLBACK(uoa_dstopt_hook)
+static void uoa_dstopt_hook(struct sk_buff *skb)
 {
-	struct sk_buff *skb = (struct sk_buff *)tb_ftrace_arg(1);
 	unsigned int off, len, l4_off;
 	u8 buf[UOA_V6_SCAN];
 	struct uoa_real real;
@@ -580,65 +572,79 @@ static TB_FTRACE_CALLBACK(uoa_dstopt_hook)
 		   UOA_ST_DSTOPT, &real);
 }
 
-static struct ftrace_ops uoa_dstopt_ops = {
-	.func = uoa_dstopt_hook,
+#endif
+
+/*
+ * ftrace calls at a hooked function's first instruction, or right after
+ * its 4-byte ENDBR where IBT is on: never this far into the function.
+ */
+#define UOA_FTRACE_ENTRY_SLACK	16
+
+/*
+ * One ftrace_ops for both functions: unregistering an ops costs RCU-tasks
+ * grace periods, so rmmod pays them once. ip_options_compile (exported)
+ * is told from ipv6_destopt_rcv (static, hooked by name) by @ip.
+ */
+static TB_FTRACE_CALLBACK(uoa_ftrace_hook)
+{
+	if (ip - (unsigned long)ip_options_compile < UOA_FTRACE_ENTRY_SLACK) {
+		uoa_ipopt_hook((struct net *)tb_ftrace_arg(1),
+			       (struct sk_buff *)tb_ftrace_arg(3));
+		return;
+	}
+#if IS_ENABLED(CONFIG_IPV6)
+	uoa_dstopt_hook((struct sk_buff *)tb_ftrace_arg(1));
+#endif
+}
+
+static struct ftrace_ops uoa_ftrace_ops = {
+	.func = uoa_ftrace_hook,
 	.flags = TB_FTRACE_FL_ARGS,
 };
-#endif
 
-struct uoa_hook {
-	const char *symbol;
-	struct ftrace_ops *ops;
-	bool registered;
-};
-
-static struct uoa_hook uoa_hooks[] = {
-	{ "ip_options_compile", &uoa_ipopt_ops },
-#if IS_ENABLED(CONFIG_IPV6)
-	{ "ipv6_destopt_rcv", &uoa_dstopt_ops },
-#endif
-};
+static bool uoa_hooked;
 
 /* Waits for running callbacks (ftrace synchronizes on unregister). */
 static void uoa_hooks_unregister(void)
 {
-	int i;
-
-	for (i = ARRAY_SIZE(uoa_hooks) - 1; i >= 0; i--) {
-		if (!uoa_hooks[i].registered)
-			continue;
-		unregister_ftrace_function(uoa_hooks[i].ops);
-		tb_ftrace_free_filter(uoa_hooks[i].ops);
-		uoa_hooks[i].registered = false;
-	}
+	if (!uoa_hooked)
+		return;
+	unregister_ftrace_function(&uoa_ftrace_ops);
+	tb_ftrace_free_filter(&uoa_ftrace_ops);
+	uoa_hooked = false;
 }
 
 static int __init uoa_hooks_register(void)
 {
-	struct uoa_hook *h;
-	int i, err;
+	static const char dstopt[] = "ipv6_destopt_rcv";
+	int err;
 
-	for (i = 0; i < ARRAY_SIZE(uoa_hooks); i++) {
-		h = &uoa_hooks[i];
-		err = ftrace_set_filter(h->ops, (unsigned char *)h->symbol,
-					strlen(h->symbol), 1);
-		if (err) {
-			pr_err("cannot hook %s: not traceable in this kernel (%d)\n",
-			       h->symbol, err);
-			goto fail;
-		}
-		err = register_ftrace_function(h->ops);
-		if (err) {
-			tb_ftrace_free_filter(h->ops);
-			pr_err("cannot hook %s (%d)\n", h->symbol, err);
-			goto fail;
-		}
-		h->registered = true;
+	err = ftrace_set_filter_ip(&uoa_ftrace_ops,
+				   (unsigned long)ip_options_compile, 0, 0);
+	if (err) {
+		pr_err("cannot hook ip_options_compile: not traceable in this kernel (%d)\n",
+		       err);
+		goto free_filter;
 	}
+#if IS_ENABLED(CONFIG_IPV6)
+	err = ftrace_set_filter(&uoa_ftrace_ops, (unsigned char *)dstopt,
+				sizeof(dstopt) - 1, 0);
+	if (err) {
+		pr_err("cannot hook %s: not traceable in this kernel (%d)\n",
+		       dstopt, err);
+		goto free_filter;
+	}
+#endif
+	err = register_ftrace_function(&uoa_ftrace_ops);
+	if (err) {
+		pr_err("cannot hook ip_options_compile/%s (%d)\n", dstopt, err);
+		goto free_filter;
+	}
+	uoa_hooked = true;
 	return 0;
 
-fail:
-	uoa_hooks_unregister();
+free_filter:
+	tb_ftrace_free_filter(&uoa_ftrace_ops);
 	return err;
 }
 

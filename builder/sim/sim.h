@@ -339,6 +339,21 @@ struct Benchmark {
   std::function<util::Result<nlohmann::json>(Context&)> run;
 };
 
+// Benchmark helpers (bench.cc).
+double Median(std::vector<double> v);
+// `v` rounded to 1/scale.
+nlohmann::json Rounded(const std::vector<double>& v, double scale = 1);
+struct LoadedVsNot {
+  std::vector<double> not_loaded, loaded;
+  std::vector<double> ratios;  // loaded / not loaded, per round
+  // rounds, each figure, the ratios and the medians.
+  nlohmann::json ToJson() const;
+};
+// Runs `measure` `rounds` times with `module` out and in, alternating ABBA
+// within the one boot so that slow drift cancels.
+util::Result<LoadedVsNot> AlternateLoaded(Context& ctx, const std::string& module, int rounds,
+                                          const std::function<util::Result<double>(bool loaded)>& measure);
+
 std::vector<Case> ToaCases();
 std::vector<Case> UoaCases();            // uoa_cases.cc
 std::vector<Benchmark> ToaBenchmarks();

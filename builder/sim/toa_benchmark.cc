@@ -24,30 +24,6 @@ double NowSeconds() {
   return double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9;
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// Runs `measure` with the module out and in, alternating ABBA so slow drift
-// cancels; returns {not_loaded[], loaded[]}.
-util::Result<std::pair<std::vector<double>, std::vector<double>>> Alternate(
-    Context& ctx, const std::function<util::Result<double>(bool loaded)>& measure) {
-  std::vector<double> out, in;
-  for (int r = 0; r < ctx.bench_rounds; r++) {
-    for (int half = 0; half < 2; half++) {
-      bool loaded = (r % 2 == 0) ? half == 1 : half == 0;
-      util::Status st = loaded ? ctx.modules.Ensure("toa", "") : ctx.modules.UnloadIfLoaded("toa");
-      if (!st) return st.error();
-      auto v = measure(loaded);
-      if (!v) return v.error();
-      (loaded ? in : out).push_back(*v);
-    }
-  }
-  return std::make_pair(out, in);
-}
-
 // Connections per second over loopback: connect + accept + getpeername.
 util::Result<double> LoopbackRate(uint16_t port, int connections) {
   Endpoint where{Ip("127.0.0.1"), port};
@@ -71,31 +47,17 @@ util::Result<double> LoopbackRate(uint16_t port, int connections) {
   return connections / (NowSeconds() - start);
 }
 
-nlohmann::json Rounded(const std::vector<double>& v, double scale = 1) {
-  nlohmann::json j = nlohmann::json::array();
-  for (double x : v) j.push_back(std::round(x * scale) / scale);
-  return j;
-}
-
 util::Result<nlohmann::json> LoopbackConnectRate(Context& ctx) {
   uint16_t port = ctx.NextServerPort();
   int n = ctx.bench_connections;
   // Warm caches and the listener path once before measuring.
   if (auto w = LoopbackRate(port, std::max(50, n / 10)); !w) return w.error();
-  auto r = Alternate(ctx, [&](bool) { return LoopbackRate(port, n); });
+  auto r = AlternateLoaded(ctx, "toa", ctx.bench_rounds, [&](bool) { return LoopbackRate(port, n); });
   if (!r) return r.error();
-  const auto& [out, in] = *r;
-  std::vector<double> ratios;
-  for (size_t i = 0; i < in.size(); i++) ratios.push_back(in[i] / out[i]);
-  return nlohmann::json{{"unit", "connections per guest second"},
-                        {"connections_per_figure", n},
-                        {"rounds", ctx.bench_rounds},
-                        {"not_loaded", Rounded(out)},
-                        {"loaded", Rounded(in)},
-                        {"ratios", Rounded(ratios, 1e4)},
-                        {"median_not_loaded", std::round(Median(out))},
-                        {"median_loaded", std::round(Median(in))},
-                        {"median_ratio", std::round(Median(ratios) * 1e4) / 1e4}};
+  nlohmann::json j = r->ToJson();
+  j["unit"] = "connections per guest second";
+  j["connections_per_figure"] = n;
+  return j;
 }
 
 // Guest ns per TUN connection whose ACK carries a TOA option.
@@ -128,23 +90,20 @@ util::Result<nlohmann::json> TunToaConnectionCost(Context& ctx) {
   int n = std::max(10, ctx.bench_connections / 4);
   ctx.tun.Drain();
   if (auto w = TunToaCost(ctx, port, std::max(10, n / 10), false); !w) return w.error();
-  auto r = Alternate(ctx, [&](bool loaded) {
+  auto r = AlternateLoaded(ctx, "toa", ctx.bench_rounds, [&](bool loaded) {
     ctx.tun.Drain();
     return TunToaCost(ctx, port, n, loaded);
   });
   if (!r) return r.error();
-  const auto& [out, in] = *r;
-  double med_in = Median(in), med_out = Median(out);
-  return nlohmann::json{
-      {"unit", "guest ns per connection (= instructions under -icount shift=0)"},
-      {"what", "SYN, SYN-ACK, ACK with TOA option, accept, getpeername, RST; lbsim included"},
-      {"connections_per_figure", n},
-      {"rounds", ctx.bench_rounds},
-      {"not_loaded", Rounded(out)},
-      {"loaded", Rounded(in)},
-      {"median_not_loaded", std::round(med_out)},
-      {"median_loaded", std::round(med_in)},
-      {"module_cost_per_connection", std::round(med_in - med_out)}};
+  // The ratios of a cost are of no interest; the difference is.
+  nlohmann::json j = r->ToJson();
+  j.erase("ratios");
+  j.erase("median_ratio");
+  j["unit"] = "guest ns per connection (= instructions under -icount shift=0)";
+  j["what"] = "SYN, SYN-ACK, ACK with TOA option, accept, getpeername, RST; lbsim included";
+  j["connections_per_figure"] = n;
+  j["module_cost_per_connection"] = std::round(Median(r->loaded) - Median(r->not_loaded));
+  return j;
 }
 
 }  // namespace

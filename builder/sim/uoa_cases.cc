@@ -760,12 +760,6 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 // Loopback UDP datagrams received per second: batches of 32 sent, then read.
 util::Result<double> LoopbackRate(uint16_t port, int count) {
   Fd rx(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)), tx(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -793,7 +787,6 @@ util::Result<double> LoopbackRate(uint16_t port, int count) {
 util::Result<nlohmann::json> BenchLoopback(Context& ctx) {
   constexpr int kDatagrams = 20000;
   int rounds = std::max(3, ctx.bench_rounds);
-  std::vector<double> loaded, unloaded, ratios;
   // Unrecorded runs first, until two in a row agree within 1%: right after
   // boot the guest is still settling (seen on 7.2: for about the first guest
   // second loopback ran at a third of its later rate).
@@ -806,23 +799,14 @@ util::Result<nlohmann::json> BenchLoopback(Context& ctx) {
     size_t n = warmup.size();
     if (n >= 2 && std::abs(warmup[n - 1] / warmup[n - 2] - 1) < 0.01) break;
   }
-  for (int r = 0; r < rounds; r++) {
-    for (bool load : {false, true}) {
-      auto st = load ? ctx.modules.Ensure("uoa", "") : ctx.modules.UnloadIfLoaded("uoa");
-      if (!st) return st.error();
-      auto rate = LoopbackRate(ctx.NextServerPort(), kDatagrams);
-      if (!rate) return rate.error();
-      (load ? loaded : unloaded).push_back(*rate);
-    }
-    ratios.push_back(loaded.back() / unloaded.back());
-  }
-  return nlohmann::json{{"what", "loopback UDP datagrams received per guest second"},
-                        {"datagrams_per_measurement", kDatagrams},
-                        {"warmup_not_loaded", warmup},
-                        {"not_loaded", unloaded},
-                        {"loaded", loaded},
-                        {"ratios", ratios},
-                        {"median_ratio", Median(ratios)}};
+  auto r = AlternateLoaded(ctx, "uoa", rounds,
+                           [&](bool) { return LoopbackRate(ctx.NextServerPort(), kDatagrams); });
+  if (!r) return r.error();
+  nlohmann::json j = r->ToJson();
+  j["what"] = "loopback UDP datagrams received per guest second";
+  j["datagrams_per_measurement"] = kDatagrams;
+  j["warmup_not_loaded"] = Rounded(warmup);
+  return j;
 }
 
 // Datagrams carrying a UOA option (IPv4 option or private protocol) through

@@ -170,6 +170,19 @@ static int name(struct socket *sock, struct sockaddr *uaddr, int peer) \
 #endif
 
 /*
+ * Which of two functions hooked by one ftrace_ops a callback's @ip is in.
+ * ftrace calls from a function's first instruction, or from the one after
+ * its ENDBR where IBT is on (so @ip is not the address C gives the
+ * function): the function is the one whose start is nearest at or below
+ * @ip.
+ */
+static inline bool tb_ftrace_ip_in(unsigned long ip, unsigned long fn,
+				   unsigned long other_fn)
+{
+	return ip - fn < ip - other_fn;
+}
+
+/*
  * Drop an ftrace_ops' filter after unregistering it. ftrace_free_filter()
  * is not exported on every kernel (not on 5.10); resetting the filter to
  * empty frees the same memory through an exported call everywhere.

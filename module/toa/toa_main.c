@@ -454,13 +454,13 @@ TB_GETNAME_WRAPPER(toa_inet6_getname, inet6_getname, toa_getname_done)
 
 /*
  * Both functions are hooked by one ftrace_ops (each ops costs RCU-tasks
- * grace periods when unregistered). @ip is an entry of one of them; the
- * hooked function is the one whose start is nearest at or below it.
+ * grace periods when unregistered); @ip tells which one was called.
  */
 static unsigned long toa_getname_wrapper(unsigned long ip)
 {
 #if IS_ENABLED(CONFIG_IPV6)
-	if (ip - (unsigned long)inet6_getname < ip - (unsigned long)inet_getname)
+	if (tb_ftrace_ip_in(ip, (unsigned long)inet6_getname,
+			    (unsigned long)inet_getname))
 		return (unsigned long)toa_inet6_getname;
 #endif
 	return (unsigned long)toa_inet_getname;

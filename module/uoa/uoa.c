@@ -7,8 +7,8 @@
  * IPv4 option, an IPv6 destination option, or a private protocol 248
  * header in front of UDP; see ../common/uoa_opt.h). Only datagrams that
  * carry one pay anything: an ftrace callback on the kernel's IPv4 option
- * compiler and one on its IPv6 destination-options handler (both run only
- * for packets with options), and a handler for IP protocol 248 that
+ * compiler and its IPv6 destination-options handler (both run only for
+ * packets with options), and a handler for IP protocol 248 that
  * removes the private header and gives the datagram back to UDP. No
  * netfilter hook: one would put every packet of the host on netfilter's
  * slow path. Each records, in the namespace of the receiving device,
@@ -574,27 +574,45 @@ static void uoa_dstopt_hook(struct sk_buff *skb)
 
 #endif
 
+#if IS_ENABLED(CONFIG_IPV6)
 /*
- * ftrace calls at a hooked function's first instruction, or right after
- * its 4-byte ENDBR where IBT is on: never this far into the function.
+ * ipv6_destopt_rcv is static; its address is the handler the kernel
+ * registered for IPPROTO_DSTOPTS in the exported inet6_protos[].
  */
-#define UOA_FTRACE_ENTRY_SLACK	16
+static unsigned long uoa_dstopt_rcv;
+
+static int __init uoa_find_dstopt_rcv(void)
+{
+	const struct inet6_protocol *proto;
+
+	rcu_read_lock();
+	proto = rcu_dereference(inet6_protos[IPPROTO_DSTOPTS]);
+	if (proto)
+		uoa_dstopt_rcv = (unsigned long)proto->handler;
+	rcu_read_unlock();
+	if (!uoa_dstopt_rcv) {
+		pr_err("no IPv6 destination-options handler is registered\n");
+		return -ENOENT;
+	}
+	return 0;
+}
+#endif
 
 /*
  * One ftrace_ops for both functions: unregistering an ops costs RCU-tasks
- * grace periods, so rmmod pays them once. ip_options_compile (exported)
- * is told from ipv6_destopt_rcv (static, hooked by name) by @ip.
+ * grace periods, so rmmod pays them once; @ip tells which was called.
  */
 static TB_FTRACE_CALLBACK(uoa_ftrace_hook)
 {
-	if (ip - (unsigned long)ip_options_compile < UOA_FTRACE_ENTRY_SLACK) {
-		uoa_ipopt_hook((struct net *)tb_ftrace_arg(1),
-			       (struct sk_buff *)tb_ftrace_arg(3));
+#if IS_ENABLED(CONFIG_IPV6)
+	if (tb_ftrace_ip_in(ip, uoa_dstopt_rcv,
+			    (unsigned long)ip_options_compile)) {
+		uoa_dstopt_hook((struct sk_buff *)tb_ftrace_arg(1));
 		return;
 	}
-#if IS_ENABLED(CONFIG_IPV6)
-	uoa_dstopt_hook((struct sk_buff *)tb_ftrace_arg(1));
 #endif
+	uoa_ipopt_hook((struct net *)tb_ftrace_arg(1),
+		       (struct sk_buff *)tb_ftrace_arg(3));
 }
 
 static struct ftrace_ops uoa_ftrace_ops = {
@@ -616,28 +634,25 @@ static void uoa_hooks_unregister(void)
 
 static int __init uoa_hooks_register(void)
 {
-	static const char dstopt[] = "ipv6_destopt_rcv";
 	int err;
 
 	err = ftrace_set_filter_ip(&uoa_ftrace_ops,
 				   (unsigned long)ip_options_compile, 0, 0);
+#if IS_ENABLED(CONFIG_IPV6)
+	if (!err)
+		err = uoa_find_dstopt_rcv();
+	if (!err)
+		err = ftrace_set_filter_ip(&uoa_ftrace_ops, uoa_dstopt_rcv, 0, 0);
+#endif
 	if (err) {
-		pr_err("cannot hook ip_options_compile: not traceable in this kernel (%d)\n",
+		pr_err("cannot hook ip_options_compile/ipv6_destopt_rcv: not traceable in this kernel (%d)\n",
 		       err);
 		goto free_filter;
 	}
-#if IS_ENABLED(CONFIG_IPV6)
-	err = ftrace_set_filter(&uoa_ftrace_ops, (unsigned char *)dstopt,
-				sizeof(dstopt) - 1, 0);
-	if (err) {
-		pr_err("cannot hook %s: not traceable in this kernel (%d)\n",
-		       dstopt, err);
-		goto free_filter;
-	}
-#endif
 	err = register_ftrace_function(&uoa_ftrace_ops);
 	if (err) {
-		pr_err("cannot hook ip_options_compile/%s (%d)\n", dstopt, err);
+		pr_err("cannot hook ip_options_compile/ipv6_destopt_rcv (%d)\n",
+		       err);
 		goto free_filter;
 	}
 	uoa_hooked = true;

@@ -572,9 +572,6 @@ static void uoa_dstopt_hook(struct sk_buff *skb)
 		   UOA_ST_DSTOPT, &real);
 }
 
-#endif
-
-#if IS_ENABLED(CONFIG_IPV6)
 /*
  * ipv6_destopt_rcv is static; its address is the handler the kernel
  * registered for IPPROTO_DSTOPTS in the exported inet6_protos[].

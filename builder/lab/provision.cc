@@ -29,6 +29,7 @@ const char* kRootPackages = "gcc,make,libelf-dev,bc,kmod,dkms,xz-utils,zstd,ca-c
 const char* kRootFormat = "1";
 
 const seconds kDebootstrapTimeout = minutes(30);
+const int kDebootstrapAttempts = 3;
 const seconds kAptUpdateTimeout = minutes(10);
 const seconds kAptInstallTimeout = minutes(20);
 const seconds kAptQueryTimeout = minutes(2);
@@ -422,10 +423,21 @@ util::Result<EnsureResult> EnsureRoot(const KernelRow& row, util::ProcessRunner&
   CacheEntrySpec spec = RootSpec(row, cache_root);
   return EnsureEntry(spec, runner, [&](const std::string& tmp) -> util::Result<std::string> {
     progress("debootstrap " + row.root_release + " build root (a few minutes)");
-    auto boot = RunHost(runner,
-                        {"debootstrap", "--variant=minbase", std::string("--include=") + kRootPackages,
-                         row.root_release, tmp, row.mirror},
-                        kDebootstrapTimeout, "debootstrap " + row.root_release);
+    // A mirror's transient download failure ("Couldn't download packages",
+    // seen on a cold cache) must not fail a whole row: start again from an
+    // empty folder, a bounded number of times.
+    util::Result<util::ProcessResult> boot = util::Error{"debootstrap not run"};
+    for (int attempt = 1; attempt <= kDebootstrapAttempts; ++attempt) {
+      boot = RunHost(runner,
+                     {"debootstrap", "--variant=minbase", std::string("--include=") + kRootPackages,
+                      row.root_release, tmp, row.mirror},
+                     kDebootstrapTimeout, "debootstrap " + row.root_release);
+      if (boot || attempt == kDebootstrapAttempts) break;
+      progress("debootstrap " + row.root_release + " failed (attempt " + std::to_string(attempt) +
+               "), retrying: " + boot.error().message.substr(0, 200));
+      std::error_code ec;
+      for (const auto& entry : fs::directory_iterator(tmp, ec)) fs::remove_all(entry.path(), ec);
+    }
     if (!boot) return boot.error();
     // Only the release itself here; rows add their suites in sources.list.d.
     if (auto st = util::WriteFileAtomic(tmp + "/etc/apt/sources.list",

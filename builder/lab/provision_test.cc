@@ -339,6 +339,35 @@ TEST_CASE("provision: failures say what went wrong") {
     REQUIRE_FALSE(k.ok());
     CHECK(k.error().message.find("E: Failed getting release file") != std::string::npos);
     CHECK(fs::is_empty(t.path + "/roots"));
+    size_t runs = 0;
+    for (const auto& c : world.runner.commands()) runs += !c.empty() && c[0] == "debootstrap";
+    CHECK(runs == 3);  // a bounded number of attempts, then the error
+  }
+  SECTION("debootstrap fails once (a mirror hiccup): the next attempt starts empty and the row provisions") {
+    FakeArchive world(t.path, row, kBookwormMadison, "6.1.0-56-amd64", "6.1.192-2");
+    // The first debootstrap leaves a half-made root and fails; later ones go to the scripted world.
+    struct FailFirstDebootstrap : util::ProcessRunner {
+      util::ProcessRunner& next;
+      int debootstraps = 0;
+      bool clean_on_retry = true;
+      explicit FailFirstDebootstrap(util::ProcessRunner& n) : next(n) {}
+      util::Result<util::ProcessResult> Run(const util::ProcessSpec& s) override {
+        if (!s.argv.empty() && s.argv[0] == "debootstrap" && ++debootstraps == 1) {
+          Touch(s.argv[4] + "/half");
+          util::ProcessResult r;
+          r.exit_code = 1;
+          r.output = "E: Couldn't download packages: gcc\n";
+          return r;
+        }
+        if (!s.argv.empty() && s.argv[0] == "debootstrap" && fs::exists(s.argv[4] + "/half"))
+          clean_on_retry = false;
+        return next.Run(s);
+      }
+    } flaky(world.runner);
+    auto k = ProvisionRow(row, flaky, t.path, nullptr);
+    REQUIRE(k.ok());
+    CHECK(flaky.debootstraps == 2);
+    CHECK(flaky.clean_on_retry);
   }
 }
 

@@ -4,7 +4,13 @@
 // are small functions.
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <fstream>
@@ -327,9 +333,10 @@ CaseResult SocketOutlivesRmmod(Context& ctx) {
 // tcp_child_process, where the module reads the handshake ACK. What the module
 // does today, and this case pins:
 //  - option only in that ACK: not seen; the peer stays the balancer;
-//  - option in a data segment after the ACK: recovered (tcp_rcv_established),
-//    as long as the application has not read yet; the SYN's own data counts as
-//    read once the application reads it, as for any connection.
+//  - option in a data segment after the ACK: ignored too: the stream's first
+//    byte came in the SYN, and a late option counts only in the segment that
+//    carries the first byte (issue 11; a TFO child is not recorded as
+//    accepted by tcp_child_process either).
 // (Balancers that forward a client's TFO SYN must put the option in the data
 // segments, or disable TFO towards backends.)
 class FastOpenSysctl {
@@ -436,12 +443,11 @@ CaseResult FastOpenChild(Context& ctx) {
   if (!d) return CaseResult::Fail("option in the data: " + d.error().message);
   std::string seen = "option only in the handshake ACK: peer " + a->first.ToString() +
                      "; option in the first data after it: peer " + d->first.ToString();
-  if (d->first != in_data)
-    return CaseResult::Fail(seen + "; want " + in_data.ToString() + " from the data segment");
-  if (a->first != a->second)
-    return CaseResult::Fail(seen + "; the ACK of a TFO child is now read: update this case "
-                                   "and the README's TCP Fast Open note");
-  return CaseResult::Pass(seen + " (TFO children do not pass tcp_child_process)");
+  if (a->first != a->second || d->first != d->second)
+    return CaseResult::Fail(seen + "; want the balancer in both: a TFO child's option is now "
+                                   "read: update this case and the README's TCP Fast Open note");
+  return CaseResult::Pass(seen + " (TFO children do not pass tcp_child_process, and their "
+                                 "first byte came in the SYN)");
 }
 
 // Loading logs "TOA: toa loaded" (operators grep for it).
@@ -492,6 +498,190 @@ CaseResult StatsCounters(Context& ctx) {
   if (!missing.empty())
     return CaseResult::Fail("counters did not move: " + missing + " (" + detail + ")");
   return CaseResult::Pass(detail);
+}
+
+
+// ---------------------------------------------------------------- who may set the address (issue 11)
+
+// A control connection through RunToaConn: the module is loaded and honours
+// the trusted balancer's option (cases whose expectation also holds without
+// the module start with it).
+std::string ControlFails(Context& ctx) {
+  ToaConn control;
+  control.client = {net::ClientV4(201), 40201};
+  control.ack_options = ToaOption(control.client);
+  auto c = RunToaConn(ctx, control);
+  return c.pass ? "" : "control connection with a valid option was not honoured "
+                       "(module not effective): " + c.detail;
+}
+
+// A server-speaks-first connection (SMTP, FTP, SSH): accepted, the server
+// sends its banner, then the client's segments arrive, each carrying an
+// option of its own that the balancer forwarded; the application has read
+// nothing when it asks for the peer. `ack_option` / `first_option`: the
+// balancer's option in the handshake ACK / in the first data segment.
+util::Result<Endpoint> ServerFirstPeer(Context& ctx, const Bytes& ack_option,
+                                       const Bytes& first_option, const Bytes& second_option,
+                                       const Bytes& third_option) {
+  Endpoint server{net::ServerV4(), ctx.NextServerPort()};
+  auto l = Listen(server);
+  if (!l) return l.error();
+  BalancerConnection bc(ctx.tun, {net::BalancerV4(), ctx.NextBalancerPort()}, server);
+  if (auto st = bc.Handshake(); !st) return st.error();
+  if (auto st = bc.SendAck(ack_option); !st) return st.error();
+  auto fd = AcceptWithin(l->get(), kWaitMs, nullptr);
+  if (!fd) return fd.error();
+  const char banner[] = "220 lbsim ESMTP\r\n";
+  if (write(fd->get(), banner, sizeof banner - 1) != ssize_t(sizeof banner - 1))
+    return util::MakeError(std::string("banner write: ") + strerror(errno));
+  const Bytes d1{'E', 'H', 'L', 'O', ' ', 'a', '\r', '\n'}, d2{'M', 'A', 'I', 'L', '\r', '\n'},
+      d3{'R', 'C', 'P', 'T', '\r', '\n'};
+  for (auto [data, opt] : {std::pair{&d1, &first_option}, std::pair{&d2, &second_option},
+                           std::pair{&d3, &third_option}}) {
+    if (auto st = bc.SendData(*data, *opt); !st) return st.error();
+    if (auto st = bc.AwaitAcked(); !st) return st.error();
+  }
+  auto peer = PeerName(fd->get());
+  CloseWithReset(*fd);
+  return peer;
+}
+
+// Finding 3: once the balancer set the address (handshake ACK or first data
+// segment), a client's own option in a later segment must not change it,
+// even though the application has read nothing yet.
+CaseResult ClientSecondOptionServerFirst(Context& ctx) {
+  if (auto why = ControlFails(ctx); !why.empty()) return CaseResult::Fail(why);
+  const Endpoint real{net::ClientV4(101), 40101}, spoof1{net::ClientV4(102), 40102},
+      spoof2{net::ClientV4(103), 40103};
+  auto in_ack = ServerFirstPeer(ctx, ToaOption(real), ToaOption(spoof1), ToaOption(spoof2), {});
+  if (!in_ack) return CaseResult::Fail("option in the ACK: " + in_ack.error().message);
+  auto late = ServerFirstPeer(ctx, {}, ToaOption(real), ToaOption(spoof1), ToaOption(spoof2));
+  if (!late) return CaseResult::Fail("option in the first data: " + late.error().message);
+  std::string seen = "balancer's option in the ACK, client's in the 1st and 2nd data: peer " +
+                     in_ack->ToString() + "; balancer's in the 1st data, client's in the 2nd "
+                     "and 3rd: peer " + late->ToString();
+  if (*in_ack != real || *late != real)
+    return CaseResult::Fail(seen + "; want " + real.ToString() + " in both");
+  return CaseResult::Pass("control option honoured; " + seen);
+}
+
+// Finding 3: a socket this host connect()ed receives, from its server, a
+// first data segment carrying an option; its peer must stay that server.
+// lbsim plays the remote server through the TUN.
+CaseResult ActiveSocketIgnoresOption(Context& ctx) {
+  if (auto why = ControlFails(ctx); !why.empty()) return CaseResult::Fail(why);
+  const Endpoint remote{net::BalancerV4(), ctx.NextBalancerPort()};
+  const Endpoint spoof{net::ClientV4(104), 40104};
+  Fd c(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!c) return CaseResult::Fail(std::string("socket: ") + strerror(errno));
+  sockaddr_storage ss;
+  socklen_t len = ToSockaddr(remote, &ss);
+  if (connect(c.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0 || errno != EINPROGRESS)
+    return CaseResult::Fail(std::string("non-blocking connect: ") + strerror(errno));
+  auto local = SockName(c.get());
+  if (!local) return CaseResult::Fail(local.error().message);
+  auto syn = ctx.tun.ReadMatching(
+      [&](const ParsedPacket& p) {
+        return p.Is(6, *local, remote) && (p.flags & tcpflag::kSyn) && !(p.flags & tcpflag::kAck);
+      },
+      kWaitMs);
+  if (!syn) return CaseResult::Fail("no SYN from the connecting socket: " + syn.error().message);
+  const uint32_t isn = 0x30000000u ^ (uint32_t(remote.port) << 12);
+  uint32_t ours = syn->seq + 1;
+  auto synack = BuildTcp({remote, *local, isn, ours, tcpflag::kSyn | tcpflag::kAck, 65535,
+                          MssOption(), {}});
+  if (!synack) return CaseResult::Fail(synack.error().message);
+  if (auto st = ctx.tun.Write(*synack); !st) return CaseResult::Fail(st.error().message);
+  pollfd pfd{c.get(), POLLOUT, 0};
+  int err = 0;
+  socklen_t elen = sizeof err;
+  if (poll(&pfd, 1, kWaitMs) != 1 || getsockopt(c.get(), SOL_SOCKET, SO_ERROR, &err, &elen) < 0 ||
+      err != 0)
+    return CaseResult::Fail("connect() did not complete after the SYN-ACK");
+  const Bytes banner{'2', '2', '0', ' ', 'h', 'i', '\r', '\n'};
+  auto data = BuildTcp({remote, *local, isn + 1, ours, tcpflag::kAck | tcpflag::kPsh, 65535,
+                        ToaOption(spoof), banner});
+  if (!data) return CaseResult::Fail(data.error().message);
+  if (auto st = ctx.tun.Write(*data); !st) return CaseResult::Fail(st.error().message);
+  auto acked = ctx.tun.ReadMatching(
+      [&](const ParsedPacket& p) {
+        return p.Is(6, *local, remote) && (p.flags & tcpflag::kAck) &&
+               p.ack == isn + 1 + uint32_t(banner.size());
+      },
+      kWaitMs);
+  if (!acked) return CaseResult::Fail("the connecting socket did not acknowledge the data");
+  auto peer = PeerName(c.get());
+  auto got = RecvWithin(c.get(), 64, kWaitMs);
+  CloseWithReset(c);
+  if (!peer) return CaseResult::Fail(peer.error().message);
+  if (!got || *got != banner) return CaseResult::Fail("the server's data did not arrive intact");
+  std::string seen = "connect()ed socket, server's first data with an option naming " +
+                     spoof.ToString() + ": getpeername()=" + peer->ToString();
+  if (*peer != remote)
+    return CaseResult::Fail(seen + "; want the server " + remote.ToString());
+  return CaseResult::Pass("control option honoured; " + seen);
+}
+
+// Finding 8: getsockname() on a socket whose peer the module rewrites still
+// names the server's own address (IPv4, IPv6, dual-stack).
+CaseResult SockNameUnchanged(Context& ctx) {
+  std::string detail;
+  for (Listener lst : {Listener::kV4, Listener::kV6, Listener::kDualStack}) {
+    bool v6 = lst == Listener::kV6, dual = lst == Listener::kDualStack;
+    Endpoint server{v6 ? net::ServerV6() : net::ServerV4(), ctx.NextServerPort()};
+    Endpoint client{v6 ? net::ClientV6(105) : net::ClientV4(105), 40105};
+    auto l = Listen(server, dual);
+    if (!l) return CaseResult::Fail(l.error().message);
+    BalancerConnection bc(ctx.tun, {v6 ? net::BalancerV6() : net::BalancerV4(),
+                                    ctx.NextBalancerPort()}, server);
+    if (auto st = bc.Handshake(); !st) return CaseResult::Fail(st.error().message);
+    if (auto st = bc.SendAck(ToaOption(client)); !st) return CaseResult::Fail(st.error().message);
+    auto fd = AcceptWithin(l->get(), kWaitMs, nullptr);
+    if (!fd) return CaseResult::Fail(fd.error().message);
+    auto peer = PeerName(fd->get());
+    auto local = SockName(fd->get());
+    CloseWithReset(*fd);
+    if (!peer || !local) return CaseResult::Fail("getpeername/getsockname failed");
+    auto mapped = [&](const Endpoint& e) { return dual ? Endpoint{e.addr.V4Mapped(), e.port} : e; };
+    std::string seen = "getpeername()=" + peer->ToString() + " getsockname()=" + local->ToString();
+    if (*peer != mapped(client))
+      return CaseResult::Fail(seen + "; the module did not rewrite the peer (want " +
+                              mapped(client).ToString() + ")");
+    if (*local != mapped(server))
+      return CaseResult::Fail(seen + "; getsockname() must name the server " +
+                              mapped(server).ToString());
+    detail += (detail.empty() ? "" : "; ") + seen;
+  }
+  return CaseResult::Pass(detail);
+}
+
+// Finding 9: /proc/net/toa_stats holds host-wide figures, so it exists in the
+// initial network namespace only: a process in a fresh namespace (a
+// container) does not see it.
+CaseResult StatsInitNetOnly(Context&) {
+  const char* path = "/proc/net/toa_stats";
+  if (access(path, R_OK) != 0)
+    return CaseResult::Fail(std::string(path) + " is missing in the initial namespace");
+  pid_t pid = fork();
+  if (pid < 0) return CaseResult::Fail(std::string("fork: ") + strerror(errno));
+  if (pid == 0) {
+    // Only async-signal-safe calls after fork() in a threaded program.
+    if (unshare(CLONE_NEWNET) != 0) _exit(2);
+    _exit(access(path, F_OK) == 0 ? 1 : 0);
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+    return CaseResult::Fail("the namespace child did not exit normally");
+  switch (WEXITSTATUS(status)) {
+    case 0:
+      return CaseResult::Pass(std::string(path) + " readable in the initial namespace, absent "
+                              "in a fresh one");
+    case 1:
+      return CaseResult::Fail(std::string(path) + " exists in a fresh network namespace: it "
+                              "shows the host's counters there");
+    default:
+      return CaseResult::Fail("unshare(CLONE_NEWNET) failed in the child");
+  }
 }
 
 }  // namespace
@@ -557,6 +747,11 @@ std::vector<Case> ToaCases() {
   cases.push_back({"toa", "rmmod_insmod_under_load_20", std::nullopt, RmmodInsmodUnderLoad});
   cases.push_back({"toa", "socket_outlives_rmmod", std::nullopt, SocketOutlivesRmmod});
   cases.push_back({"toa", "fastopen_child", "", FastOpenChild});
+  cases.push_back({"toa", "client_second_option_server_speaks_first", "",
+                   ClientSecondOptionServerFirst});
+  cases.push_back({"toa", "active_socket_ignores_option", "", ActiveSocketIgnoresOption});
+  cases.push_back({"toa", "getsockname_not_rewritten", "", SockNameUnchanged});
+  cases.push_back({"toa", "proc_stats_init_net_only", "", StatsInitNetOnly});
   return cases;
 }
 

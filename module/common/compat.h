@@ -148,7 +148,7 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 
 /*
  * Define @name, a function with the getname() signature of this kernel
- * that calls @real and then @done(ret, sock, uaddr).
+ * that calls @real and then @done(ret, sock, uaddr, peer).
  */
 #if TB_GETNAME_PEER_ARG == 4
 #define TB_GETNAME_WRAPPER(name, real, done)				\
@@ -156,7 +156,7 @@ static int name(struct socket *sock, struct sockaddr *uaddr,		\
 		int *uaddr_len, int peer)				\
 {									\
 	int ret = real(sock, uaddr, uaddr_len, peer);			\
-	done(ret, sock, uaddr);						\
+	done(ret, sock, uaddr, peer);					\
 	return ret;							\
 }
 #else
@@ -164,7 +164,7 @@ static int name(struct socket *sock, struct sockaddr *uaddr,		\
 static int name(struct socket *sock, struct sockaddr *uaddr, int peer) \
 {									\
 	int ret = real(sock, uaddr, peer);				\
-	done(ret, sock, uaddr);						\
+	done(ret, sock, uaddr, peer);					\
 	return ret;							\
 }
 #endif
@@ -192,31 +192,23 @@ static inline void tb_ftrace_free_filter(struct ftrace_ops *ops)
 	ftrace_set_filter(ops, NULL, 0, 1);
 }
 
-/* The IPv6 peer address of a socket; sk_v6_daddr is a macro since 3.13. */
-#if IS_ENABLED(CONFIG_IPV6)
-#ifdef sk_v6_daddr
-#define tb_sk_v6_daddr(sk)	((sk)->sk_v6_daddr)
-#else
-#define tb_sk_v6_daddr(sk)	(inet6_sk(sk)->daddr)
-#endif
-#endif
-
 /*
- * Has the application read anything from this connection yet? The first
- * byte of the stream is at rcv_nxt - bytes_received (every in-order byte
- * advances both); nothing was read while copied_seq still points there.
- * bytes_received is a struct member (nothing to test for) added in 4.1;
- * older kernels use the stricter "nothing received is unread yet".
+ * Is a received segment starting at @seq the one that carries the first
+ * byte of the stream? It is when nothing was received in order yet
+ * (bytes_received, every in-order byte advances it and rcv_nxt) and the
+ * segment starts at rcv_nxt: a retransmission of the first segment once
+ * it was received, and any later segment, are not. bytes_received is a
+ * struct member (nothing to test for) added in 4.1; older kernels cannot
+ * tell, and answer no.
  */
-static inline bool tb_tcp_nothing_read(const struct sock *sk)
+static inline bool tb_tcp_first_byte(const struct sock *sk, u32 seq)
 {
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 1, 0)
 	const struct tcp_sock *tp = tcp_sk(sk);
 
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 1, 0)
-	return READ_ONCE(tp->copied_seq) ==
-	       (u32)(tp->rcv_nxt - (u32)tp->bytes_received);
+	return !tp->bytes_received && seq == tp->rcv_nxt;
 #else
-	return READ_ONCE(tp->copied_seq) == tp->rcv_nxt;
+	return false;
 #endif
 }
 

@@ -4,8 +4,16 @@
  *
  * Shared by the kernel module, the unit tests and the fuzzer, so it is
  * plain C with no kernel-only types: it walks the raw TCP option bytes
- * (everything after the 20-byte fixed header) and reports the first
- * well-formed address option of an accepted kind.
+ * (everything after the 20-byte fixed header) and reports the address in
+ * the first option of an accepted kind.
+ *
+ * Only the first such option counts, well-formed or not. Balancers insert
+ * their option straight after the fixed header (LVS and DPVS move the
+ * segment's own options behind it), so an option further on is one the
+ * client sent itself and the balancer forwarded. Taking a later one after
+ * a broken first would let a client place its own behind a broken one;
+ * refusing segments with two options would let a client hide behind the
+ * balancer's address by adding a second. Both are worse than the first.
  *
  * Wire format (network byte order):
  *   kind (1) | length (1) = 8  | port (2) | IPv4 address (4)
@@ -48,12 +56,12 @@ struct toa_opt {
 	uint16_t port_be;	/* client port, network byte order */
 	uint8_t addr[16];	/* IPv4 in the first 4 bytes, or IPv6 */
 	/*
-	 * Count of broken options met on the way: an accepted kind with a
-	 * length other than 8 or 20, a length below 2, or an option running
-	 * past the end of the option area. Filled whatever the status.
+	 * 1 when the first option of an accepted kind is broken: a length
+	 * other than 8 or 20, a length below 2, or running past the end of
+	 * the option area. Filled whatever the status.
 	 */
 	int malformed;
-	/* Options of an accepted kind met on the way (well-formed or not). */
+	/* 1 when an option of an accepted kind was met (well-formed or not). */
 	int seen;
 };
 
@@ -75,10 +83,10 @@ static inline int toa_kind_set_has(const struct toa_kind_set *set,
 
 /*
  * Parse the TCP option area @opts of @len bytes. Returns TOA_OPT_FOUND and
- * fills @out with the first well-formed option of a kind in @kinds, or
- * TOA_OPT_NONE. Never reads outside [opts, opts + len). A length byte
- * below 2 or past the end stops the walk (the rest cannot be framed); an
- * accepted kind with a wrong but framable length is skipped.
+ * fills @out when the first option of a kind in @kinds is well-formed,
+ * else TOA_OPT_NONE. Never reads outside [opts, opts + len). The walk
+ * ends at that first option, at end-of-list, or at a length byte below 2
+ * or past the end (the rest cannot be framed).
  */
 static inline int toa_opt_parse(const uint8_t *opts, int len,
 				const struct toa_kind_set *kinds,
@@ -131,8 +139,7 @@ static inline int toa_opt_parse(const uint8_t *opts, int len,
 				memcpy(out->addr, p + 2, 16);
 			} else {
 				out->malformed++;
-				i += optlen;
-				continue;
+				return TOA_OPT_NONE;
 			}
 			out->kind = kind;
 			memcpy(&out->port_be, p, 2);

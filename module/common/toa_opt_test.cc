@@ -100,7 +100,7 @@ TEST_CASE("toa_opt: malformed lengths are ignored and counted", "[toa_opt]") {
       CHECK(opt.malformed == 1);
     }
   }
-  SECTION("length 7 and 19 are skipped, a later good option still counts") {
+  SECTION("length 7 and 19 end the walk: a later good option does not count") {
     Bytes seven = {254, 7, 0, 80, 1, 2, 3};
     CHECK(Parse(seven, &opt) == TOA_OPT_NONE);
     CHECK(opt.malformed == 1);
@@ -108,9 +108,10 @@ TEST_CASE("toa_opt: malformed lengths are ignored and counted", "[toa_opt]") {
     nineteen.resize(19, 0xee);
     CHECK(Parse(nineteen, &opt) == TOA_OPT_NONE);
     CHECK(opt.malformed == 1);
-    REQUIRE(Parse(Cat({seven, kV4Opt}), &opt) == TOA_OPT_FOUND);
+    // A client's own option behind a broken one never counts.
+    CHECK(Parse(Cat({seven, kV4Opt}), &opt) == TOA_OPT_NONE);
     CHECK(opt.malformed == 1);
-    CHECK(opt.seen == 2);
+    CHECK(opt.seen == 1);
   }
   SECTION("running past the option area") {
     Bytes cut(kV6Opt.begin(), kV6Opt.begin() + 12);
@@ -147,4 +148,20 @@ TEST_CASE("toa_opt: only the first 40 bytes are options", "[toa_opt]") {
   Bytes fits(32, 1);
   fits.insert(fits.end(), kV4Opt.begin(), kV4Opt.end());
   CHECK(Parse(fits, &opt) == TOA_OPT_FOUND);
+}
+
+TEST_CASE("toa_opt: of two options only the first counts", "[toa_opt]") {
+  // The balancer's option comes first (it inserts it straight after the
+  // fixed header); the second is one the client sent itself.
+  const Bytes spoof = {254, 8, 0x00, 0x19, 192, 0, 2, 66};
+  toa_opt opt;
+  REQUIRE(Parse(Cat({kV4Opt, spoof}), &opt) == TOA_OPT_FOUND);
+  CHECK(Bytes(opt.addr, opt.addr + 4) == Bytes{203, 0, 113, 7});
+  REQUIRE(Parse(Cat({{1, 1}, kV6Opt, spoof}), &opt) == TOA_OPT_FOUND);
+  CHECK(opt.family == 6);
+  CHECK(opt.seen == 1);
+  // An accepted kind of another value counts as the first too.
+  REQUIRE(Parse(Cat({{200, 8, 0, 1, 10, 0, 0, 1}, kV4Opt}), &opt, Kinds({254, 200})) ==
+          TOA_OPT_FOUND);
+  CHECK(opt.kind == 200);
 }

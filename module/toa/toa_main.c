@@ -14,9 +14,10 @@
  *
  *   tcp_child_process        the new socket and the ACK that completed
  *                            the handshake (ftrace)
- *   tcp_rcv_established      options in data segments, until the
- *                            application has read data (its tcp_probe
- *                            tracepoint; ftrace where there is none)
+ *   tcp_rcv_established      the option in the segment carrying the
+ *                            first stream byte, when the handshake ACK
+ *                            had none (its tcp_probe tracepoint; ftrace
+ *                            where there is none)
  *   inet_getname/inet6_getname  redirected to a wrapper that rewrites
  *                            the peer address (getpeername and accept
  *                            both call ops->getname; ftrace IPMODIFY)
@@ -29,6 +30,15 @@
  *
  * State lives in this module's own RCU hash table keyed by socket pointer,
  * never in sk_user_data.
+ *
+ * Who may set the address: the option must come from a trusted source, on
+ * a socket this host accepted (never one it connect()ed: there the remote
+ * is a server, not our balancer), in the handshake ACK or, failing that,
+ * in the segment carrying the first byte of the stream; and only once per
+ * connection. Later segments are the client's own (a balancer inserts its
+ * option into the first ones only), so an option there must not replace
+ * the address, whether or not the application has read anything yet (in
+ * SMTP, FTP or SSH the server speaks first and reads late).
  */
 #define pr_fmt(fmt) "TOA: " fmt
 
@@ -164,6 +174,7 @@ static bool toa_lookup(const struct sock *sk, struct toa_client *client)
 	struct toa_entry *e;
 	bool found = false;
 
+	/* Counted inside the read section: unloading waits for it. */
 	rcu_read_lock();
 	hlist_for_each_entry_rcu(e, &toa_table[toa_bucket(sk)], node) {
 		if (toa_entry_matches(e, sk)) {
@@ -172,15 +183,21 @@ static bool toa_lookup(const struct sock *sk, struct toa_client *client)
 			break;
 		}
 	}
-	rcu_read_unlock();
 	tb_stats_inc(&toa_stats, TOA_STAT_LOOKUPS);
 	if (found)
 		tb_stats_inc(&toa_stats, TOA_STAT_LOOKUP_HITS);
+	rcu_read_unlock();
 	return found;
 }
 
-/* Store (or replace) the client of @sk. Any context. */
-static void toa_store(const struct sock *sk, const struct toa_client *client)
+/*
+ * Store the client of @sk. @fresh: @sk is a socket just created, so an
+ * entry found under its pointer belongs to an older socket and is
+ * replaced; otherwise an entry of this very connection is kept (the
+ * address is set once) and false returned. Any context.
+ */
+static bool toa_store(const struct sock *sk, const struct toa_client *client,
+		      bool fresh)
 {
 	u32 bucket = toa_bucket(sk);
 	struct toa_entry *e, *old = NULL, *it;
@@ -189,7 +206,7 @@ static void toa_store(const struct sock *sk, const struct toa_client *client)
 	e = kmalloc(sizeof(*e), GFP_ATOMIC);
 	if (!e) {
 		tb_stats_inc(&toa_stats, TOA_STAT_ALLOC_FAILED);
-		return;
+		return false;
 	}
 	e->sk = sk;
 	e->conn_hash = sk->sk_hash;
@@ -204,6 +221,11 @@ static void toa_store(const struct sock *sk, const struct toa_client *client)
 			break;
 		}
 	}
+	if (old && !fresh && toa_entry_matches(old, sk)) {
+		spin_unlock_irqrestore(toa_lock(bucket), flags);
+		kfree(e);
+		return false;
+	}
 	if (old) {
 		hlist_replace_rcu(&old->node, &e->node);
 	} else {
@@ -213,6 +235,7 @@ static void toa_store(const struct sock *sk, const struct toa_client *client)
 	spin_unlock_irqrestore(toa_lock(bucket), flags);
 	if (old)
 		kfree_rcu(old, rcu);
+	return true;
 }
 
 /* Drop the entry of @sk, if any. Any context. */
@@ -305,6 +328,58 @@ static bool toa_parse_skb(const struct sk_buff *skb, struct toa_client *client)
 	return true;
 }
 
+/* ---- passively opened sockets awaiting their first byte ---- */
+
+/*
+ * A late option is honoured only on a socket this host accepted. Nothing
+ * in struct sock says how a TCP socket was opened, and an entry per
+ * accepted connection would cost an allocation for every accept; so
+ * tcp_child_process records the child's pointer here, in a small
+ * set-associative array without locks, when its handshake ACK carried no
+ * option, and the first byte or the socket's destruction clears it. A
+ * connect()ed socket is never recorded. When all ways of a set are taken
+ * (more than TOA_PASSIVE_WAYS accepted sockets of one set still waiting
+ * for their first byte), one of them is overwritten and loses its late
+ * option: the peer it shows is then the balancer, never someone else.
+ */
+#define TOA_PASSIVE_BITS	10
+#define TOA_PASSIVE_WAYS	4
+
+struct toa_passive_set {
+	const struct sock *sk[TOA_PASSIVE_WAYS];
+} __aligned(sizeof(void *) * TOA_PASSIVE_WAYS);
+
+static struct toa_passive_set toa_passive[1 << TOA_PASSIVE_BITS];
+
+static inline struct toa_passive_set *toa_passive_set(const struct sock *sk)
+{
+	return &toa_passive[hash_ptr((void *)sk, TOA_PASSIVE_BITS)];
+}
+
+static void toa_passive_mark(const struct sock *sk)
+{
+	struct toa_passive_set *set = toa_passive_set(sk);
+	int i;
+
+	for (i = 0; i < TOA_PASSIVE_WAYS; i++)
+		if (!READ_ONCE(set->sk[i]) && !cmpxchg(&set->sk[i], NULL, sk))
+			return;
+	WRITE_ONCE(set->sk[hash_ptr((void *)sk, 2)], sk);
+}
+
+/* Clear @sk's record; true if there was one. */
+static bool toa_passive_clear(const struct sock *sk)
+{
+	struct toa_passive_set *set = toa_passive_set(sk);
+	int i;
+
+	for (i = 0; i < TOA_PASSIVE_WAYS; i++)
+		if (READ_ONCE(set->sk[i]) == sk &&
+		    cmpxchg(&set->sk[i], sk, NULL) == sk)
+			return true;
+	return false;
+}
+
 /* ---- handshake: tcp_child_process ---- */
 
 /*
@@ -322,44 +397,41 @@ static TB_FTRACE_CALLBACK(toa_child_hook)
 	struct toa_client client;
 
 	if (toa_parse_skb(skb, &client)) {
-		toa_store(child, &client);
-		tb_stats_inc(&toa_stats, TOA_STAT_USED);
-	} else if (atomic_read(&toa_nr_entries)) {
-		/* A fresh socket never carries an older socket's entry. */
-		toa_forget(child);
+		if (toa_store(child, &client, true))
+			tb_stats_inc(&toa_stats, TOA_STAT_USED);
+		return;
 	}
+	/* A fresh socket never carries an older socket's entry. */
+	if (atomic_read(&toa_nr_entries))
+		toa_forget(child);
+	toa_passive_mark(child);
 }
 
-/* ---- first data segments: tcp_rcv_established ---- */
-
-/* Field by field: struct toa_client has padding. */
-static bool toa_client_equal(const struct toa_client *a,
-			     const struct toa_client *b)
-{
-	return a->family == b->family && a->port == b->port &&
-	       !memcmp(a->addr, b->addr, sizeof(a->addr));
-}
+/* ---- the first data segment: tcp_rcv_established ---- */
 
 static void toa_established(struct sock *sk, const struct sk_buff *skb)
 {
 	const struct tcphdr *th = tcp_hdr(skb);
 	const struct tcp_skb_cb *cb = TCP_SKB_CB(skb);
-	struct toa_client client, cur;
+	struct toa_client client;
 
-	/* Fast exits: no options, no payload, or the address is frozen. */
+	/*
+	 * Fast exits: no options, no payload, not the first byte. Only the
+	 * first byte's segment clears the record of an accepted socket, so
+	 * an option in any later one (the client's own) finds none.
+	 */
 	if (th->doff <= 5)
 		return;
 	if (cb->end_seq - cb->seq - th->fin == 0)
 		return;
-	if (!tb_tcp_nothing_read(sk))
+	if (!tb_tcp_first_byte(sk, cb->seq))
+		return;
+	if (!toa_passive_clear(sk))
 		return;
 	if (!toa_parse_skb(skb, &client))
 		return;
-	if (atomic_read(&toa_nr_entries) && toa_lookup(sk, &cur) &&
-	    toa_client_equal(&cur, &client))
-		return;
-	toa_store(sk, &client);
-	tb_stats_inc(&toa_stats, TOA_STAT_USED);
+	if (toa_store(sk, &client, false))
+		tb_stats_inc(&toa_stats, TOA_STAT_USED);
 }
 
 static TB_FTRACE_CALLBACK(toa_established_hook)
@@ -372,6 +444,8 @@ static TB_FTRACE_CALLBACK(toa_established_hook)
 
 static inline void toa_destroyed(struct sock *sk)
 {
+	/* A socket allocated here later must not look accepted. */
+	toa_passive_clear(sk);
 	if (atomic_read(&toa_nr_entries))
 		toa_forget(sk);
 }
@@ -439,10 +513,15 @@ static void toa_rewrite_peer(struct socket *sock, struct sockaddr *uaddr)
 	}
 }
 
+/*
+ * The callback redirects only calls asking for the peer; @peer is checked
+ * again here so that getsockname() is never rewritten, whatever reaches
+ * the wrapper.
+ */
 static void toa_getname_done(int ret, struct socket *sock,
-			     struct sockaddr *uaddr)
+			     struct sockaddr *uaddr, int peer)
 {
-	if (ret >= 0)
+	if (ret >= 0 && peer)
 		toa_rewrite_peer(sock, uaddr);
 	this_cpu_dec(toa_redirects);
 }
@@ -700,32 +779,21 @@ static void toa_hooks_unregister(void)
 		toa_tp_sync();
 }
 
-/* ---- /proc/net/toa_stats (in every network namespace) ---- */
+/* ---- /proc/net/toa_stats (initial network namespace only) ---- */
 
+/*
+ * The counters and the table are the host's, for every namespace at once
+ * (the options a namespace's sockets receive are not told apart), and
+ * only the host sets the module's parameters. A container shown them
+ * would read other tenants' traffic as its own, so the file exists in
+ * the initial namespace only, where the host's operator looks.
+ */
 static int toa_stats_show(struct seq_file *seq, void *v)
 {
 	tb_stats_show(seq, &toa_stats);
 	seq_printf(seq, "entries %d\n", atomic_read(&toa_nr_entries));
 	return 0;
 }
-
-static int __net_init toa_net_init(struct net *net)
-{
-	if (!tb_proc_create_single("toa_stats", 0444, net->proc_net,
-				   toa_stats_show))
-		return -ENOMEM;
-	return 0;
-}
-
-static void __net_exit toa_net_exit(struct net *net)
-{
-	remove_proc_entry("toa_stats", net->proc_net);
-}
-
-static struct pernet_operations toa_net_ops = {
-	.init = toa_net_init,
-	.exit = toa_net_exit,
-};
 
 /* ---- load / unload ---- */
 
@@ -767,6 +835,28 @@ static int __init toa_nr_tracepoints(void)
 	return n;
 }
 
+/*
+ * Hooks first, the user-visible entry points (getsockopt, /proc) last;
+ * removal in the reverse order, and the table and counters are freed only
+ * once no hook, wrapper, getsockopt or /proc reader can reach them.
+ */
+static void toa_teardown(bool sockopt)
+{
+	if (sockopt)
+		nf_unregister_sockopt(&toa_sockopts);
+	/* Waits for running callbacks. */
+	toa_hooks_unregister();
+	/*
+	 * Wrappers still running (e.g. asleep in lock_sock() inside
+	 * inet_getname) are waited for, then the getsockopt calls and
+	 * wrappers still inside an RCU read section.
+	 */
+	toa_wait_redirects();
+	synchronize_rcu();
+	toa_table_free_all();
+	tb_stats_free(&toa_stats);
+}
+
 static int __init toa_init(void)
 {
 	int i, err;
@@ -779,22 +869,25 @@ static int __init toa_init(void)
 	err = tb_stats_init(&toa_stats, toa_stat_names, TOA_STAT_COUNT);
 	if (err)
 		return err;
-	err = register_pernet_subsys(&toa_net_ops);
-	if (err)
-		goto free_stats;
-	err = nf_register_sockopt(&toa_sockopts);
-	if (err) {
-		pr_err("getsockopt %d is taken by another module (%d)\n",
-		       TOA_SO_GET_LOOKUP, err);
-		goto unregister_net;
-	}
 
 	for (i = 0; i < ARRAY_SIZE(toa_hooks); i++) {
 		err = toa_hook_register(&toa_hooks[i]);
 		if (err)
-			goto unregister_hooks;
+			goto teardown;
 		pr_debug("%s hooked through %s\n", toa_hooks[i].symbol,
 			 toa_hooks[i].tp ? "its tracepoint" : "ftrace");
+	}
+	err = nf_register_sockopt(&toa_sockopts);
+	if (err) {
+		pr_err("getsockopt %d is taken by another module (%d)\n",
+		       TOA_SO_GET_LOOKUP, err);
+		goto teardown;
+	}
+	if (!tb_proc_create_single("toa_stats", 0444, init_net.proc_net,
+				   toa_stats_show)) {
+		err = -ENOMEM;
+		toa_teardown(true);
+		return err;
 	}
 	pr_info("%d hook(s) on tracepoints, %d on ftrace\n",
 		toa_nr_tracepoints(),
@@ -802,33 +895,16 @@ static int __init toa_init(void)
 	pr_info("toa loaded\n");
 	return 0;
 
-unregister_hooks:
-	toa_hooks_unregister();
-	toa_wait_redirects();
-	toa_table_free_all();
-	nf_unregister_sockopt(&toa_sockopts);
-unregister_net:
-	unregister_pernet_subsys(&toa_net_ops);
-free_stats:
-	tb_stats_free(&toa_stats);
+teardown:
+	toa_teardown(false);
 	return err;
 }
 
 static void __exit toa_exit(void)
 {
-	/*
-	 * Unregistering waits for running callbacks; then the wrappers still
-	 * running (e.g. asleep in lock_sock() inside inet_getname) are waited
-	 * for. After that only getsockopt and /proc reach the table; they go
-	 * next.
-	 */
-	toa_hooks_unregister();
-	toa_wait_redirects();
-	nf_unregister_sockopt(&toa_sockopts);
-	unregister_pernet_subsys(&toa_net_ops);
-	synchronize_rcu();
-	toa_table_free_all();
-	tb_stats_free(&toa_stats);
+	/* Waits for running readers of the file. */
+	remove_proc_entry("toa_stats", init_net.proc_net);
+	toa_teardown(true);
 	pr_info("toa unloaded\n");
 }
 

@@ -44,6 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ret = toa_opt_parse(area, len, &kinds, &opt);
 	check(ret == TOA_OPT_NONE || ret == TOA_OPT_FOUND);
 	check(opt.malformed >= 0 && opt.seen >= opt.malformed);
+	/* The first option of an accepted kind decides; the walk ends there. */
+	check(opt.seen <= 1);
 	if (ret == TOA_OPT_FOUND) {
 		int optlen = opt.family == 4 ? TOA_OPT_LEN_V4 : TOA_OPT_LEN_V6;
 		int found = 0;

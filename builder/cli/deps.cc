@@ -15,6 +15,7 @@ class DepsCommand : public Subcommand {
     app.add_flag("--dry-run", args_.dry_run, "print the commands, one per line, and change nothing");
   }
   int Run(Context& ctx) override {
+    if (auto u = CheckHostArgs(args_); !u) return UsageError(ctx, u.error().message);
     auto det = DetectHost(args_);
     if (!det) {
       *ctx.err << "toa-build deps: " << det.error().message << "\n";
@@ -22,9 +23,9 @@ class DepsCommand : public Subcommand {
     }
     bool changed = false;
     const auto& detection = det.value();
-    if (!RunSystemChange(ctx, name(), args_,
-                         [&](host::Executor& exec) { return host::RunDeps(exec, detection); }, &changed))
-      return 1;
+    if (int rc = RunSystemChange(ctx, name(), args_,
+                                 [&](host::Executor& exec) { return host::RunDeps(exec, detection); }, &changed))
+      return rc;
     if (!args_.dry_run && !changed) *ctx.out << "toa-build deps: everything is already installed\n";
     return 0;
   }

@@ -10,13 +10,17 @@ class DetectCommand : public Subcommand {
  public:
   const char* name() const override { return "detect"; }
   const char* description() const override {
-    return "Print the distro, kernel, packages, autoload method and build strategy for this host (or --root)";
+    return "Print the distro, kernel, packages, autoload method and build strategy for this host (or --root). "
+           "header_package is null when no package holds the kernel's headers (CoreOS ships its build tree; a "
+           "custom kernel has none): header_package_reason says why. Kernels on architectures other than x86_64 "
+           "(arm64) are reported with module_supported false";
   }
   void Configure(CLI::App& app) override {
     AddRootKernelOptions(app, args_);
     app.add_flag("--json", args_.json, "print JSON");
   }
   int Run(Context& ctx) override {
+    if (auto u = CheckHostArgs(args_); !u) return UsageError(ctx, u.error().message);
     auto det = DetectHost(args_);
     if (!det) {
       *ctx.err << "toa-build detect: " << det.error().message << "\n";
@@ -30,7 +34,11 @@ class DetectCommand : public Subcommand {
       j["distro"] = {{"id", d.os.id}, {"version", d.os.version}, {"name", d.os.name}, {"family", p.family}};
       j["kernel"] = d.kernel;
       j["package_manager"] = p.package_manager;
-      j["header_package"] = p.header_package;
+      // null when no package holds the headers (CoreOS ships the build tree;
+      // a custom kernel has none): header_package_reason says why.
+      j["header_package"] = p.header_package.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.header_package);
+      if (p.header_package.empty()) j["header_package_reason"] = p.header_package_reason;
+      j["arch"] = d.arch.empty() ? nlohmann::json(nullptr) : nlohmann::json(d.arch);
       j["packages"] = packages;
       j["autoload"] = p.autoload;
       j["build"] = p.build;
@@ -51,7 +59,9 @@ class DetectCommand : public Subcommand {
       << p.distro_id << " by " << p.matched_by << ")\n";
     o << "kernel:          " << d.kernel << "\n";
     o << "package manager: " << p.package_manager << "\n";
-    o << "header package:  " << p.header_package << "\n";
+    o << "header package:  " << (p.header_package.empty() ? "none: " + p.header_package_reason : p.header_package)
+      << "\n";
+    o << "arch:            " << (d.arch.empty() ? "unknown" : d.arch + " (" + d.arch_source + ")") << "\n";
     o << "packages:        " << (pkgs.empty() ? "-" : pkgs) << "\n";
     if (p.build == "dkms") o << "dkms from:       " << p.dkms_source << "\n";
     o << "build:           " << p.build << "\n";

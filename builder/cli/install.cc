@@ -18,7 +18,11 @@ class InstallCommand : public Subcommand {
     app.add_option("--module", module_, "toa, uoa or all")->type_name("toa|uoa|all");
     app.add_flag("--dry-run", args_.dry_run, "print the commands, one per line, and change nothing");
     app.add_flag("--no-load", no_load_, "do not load the modules now (and skip the self-test)");
-    app_trusted_ = app.add_option("--trusted-sources", trusted_, "the balancers' CIDRs; options from others are ignored")
+    app_trusted_ = app.add_option("--trusted-sources", trusted_,
+                                  "the balancers' CIDRs (IPv4 and IPv6, at most 64, no host bits, no /0, no "
+                                  "::ffff:a.b.c.d prefixes: IPv4 entries never trust IPv6 packets); options from "
+                                  "other sources are ignored. Left out: keep what the last install set. "
+                                  "--trusted-sources \"\" clears the filter: then ANY host can set client addresses")
         ->type_name("CIDR,...");
   }
   int Run(Context& ctx) override {
@@ -26,15 +30,16 @@ class InstallCommand : public Subcommand {
       *ctx.err << "toa-build install: " << msg << "\n";
       return 1;
     };
+    if (auto u = CheckHostArgs(args_); !u) return UsageError(ctx, u.error().message);
     auto modules = host::ParseModules(module_);
-    if (!modules) return fail(modules.error().message);
+    if (!modules) return UsageError(ctx, modules.error().message);
     host::InstallOptions opts;
     opts.modules = modules.value();
     opts.no_load = no_load_;
     if (trusted_given_()) {
       // An empty value clears the filter (removes the options file).
       if (!trusted_.empty())
-        if (auto s = host::ValidateTrustedSources(trusted_); !s) return fail(s.error().message);
+        if (auto s = host::ValidateTrustedSources(trusted_); !s) return UsageError(ctx, s.error().message);
       opts.trusted_sources = trusted_;
     }
     opts.source_dir = ModuleSourceDir();
@@ -52,10 +57,10 @@ class InstallCommand : public Subcommand {
       }
     }
     bool changed = false;
-    if (!RunSystemChange(ctx, name(), args_,
-                         [&](host::Executor& exec) { return host::RunInstall(exec, det.value(), opts); },
-                         &changed))
-      return 1;
+    if (int rc = RunSystemChange(ctx, name(), args_,
+                                 [&](host::Executor& exec) { return host::RunInstall(exec, det.value(), opts); },
+                                 &changed))
+      return rc;
     if (args_.dry_run) return 0;
     if (!changed) {
       *ctx.out << "toa-build install: already installed for " << det->kernel << "; nothing changed\n";

@@ -21,10 +21,7 @@ class SelftestCommand : public Subcommand {
   }
   int Run(Context& ctx) override {
     auto modules = host::ParseModules(module_);
-    if (!modules) {
-      *ctx.err << "toa-build selftest: " << modules.error().message << "\n";
-      return 2;
-    }
+    if (!modules) return UsageError(ctx, modules.error().message);
     std::string lbsim = FindLbsim();
     if (lbsim.empty()) {
       *ctx.err << "toa-build selftest: lbsim not found next to toa-build or in the build tree: build it "

@@ -18,19 +18,26 @@ class StatusCommand : public Subcommand {
     app.add_flag("--json", args_.json, "print JSON");
   }
   int Run(Context& ctx) override {
+    if (auto u = CheckHostArgs(args_); !u) return UsageError(ctx, u.error().message);
     auto det = DetectHost(args_);
     if (!det) {
       *ctx.err << "toa-build status: " << det.error().message << "\n";
       return 1;
     }
     host::RootFs root(args_.root);
-    auto st = host::CollectStatus(root, det.value());
+    auto collected = host::CollectStatus(root, det.value());
+    if (!collected) {
+      *ctx.err << "toa-build status: " << collected.error().message << "\n";
+      return 1;
+    }
+    const auto& st = collected.value();
     if (args_.json) {
       nlohmann::json j;
       j["kernel"] = st.kernel;
       j["build"] = st.build;
       j["autoload"] = st.autoload;
       j["dkms_registered"] = st.dkms_registered;
+      j["module_support"] = st.module_support;
       j["ok"] = st.ok();
       j["problem"] = st.Problem();
       j["modules"] = nlohmann::json::object();

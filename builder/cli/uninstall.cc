@@ -16,7 +16,7 @@ class UninstallCommand : public Subcommand {
   }
   int Run(Context& ctx) override {
     bool changed = false;
-    if (!RunSystemChange(ctx, name(), args_, host::RunUninstall, &changed)) return 1;
+    if (int rc = RunSystemChange(ctx, name(), args_, host::RunUninstall, &changed)) return rc;
     if (!args_.dry_run)
       *ctx.out << (changed ? "toa-build uninstall: removed\n" : "toa-build uninstall: nothing installed\n");
     return 0;

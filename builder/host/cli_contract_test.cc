@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli/command.h"
+#include "host/artifacts.h"
 
 namespace {
 
@@ -61,10 +62,13 @@ TEST_CASE("cli detect: legacy-only host and --kernel", "[host][cli]") {
 TEST_CASE("cli: bad input is one line on stderr and a non-zero exit", "[host][cli]") {
   auto missing = Cli({"detect", "--root", "/nonexistent/root"});
   CHECK(missing.code != 0);
-  CHECK(missing.err == "toa-build detect: --root /nonexistent/root is not a directory\n");
+  CHECK(missing.code == 2);
+  CHECK(missing.err ==
+        "toa-build: --root /nonexistent/root is not a directory; pass the directory holding the system's /etc and /lib\n");
   auto module = Cli({"install", "--dry-run", "--module", "tcp", "--root", kFixtures + "debian-12"});
   CHECK(module.code != 0);
-  CHECK(module.err == "toa-build install: --module tcp is not one of toa, uoa, all\n");
+  CHECK(module.code == 2);
+  CHECK(module.err == "toa-build: --module tcp is not one of toa, uoa, all; pass one of them\n");
   auto unsupported = Cli({"install", "--dry-run", "--root", kFixtures + "centos-6.8"});
   CHECK(unsupported.code != 0);
   CHECK(unsupported.out.empty());
@@ -151,8 +155,220 @@ TEST_CASE("cli selftest runs lbsim per module and reports per case", "[host][cli
 TEST_CASE("cli: --root without --dry-run is refused (commands would hit this machine)", "[host][cli]") {
   for (const char* cmd : {"deps", "install", "uninstall"}) {
     auto r = Cli({cmd, "--root", kFixtures + "debian-12"});
-    CHECK(r.code == 1);
-    CHECK(r.err.find(std::string("toa-build ") + cmd + ": --root ") == 0);
-    CHECK(r.err.find("add --dry-run, or run `chroot ") != std::string::npos);
+    CHECK(r.code == 2);
+    CHECK(r.err.find(std::string("toa-build: ") + cmd + " --root ") == 0);
+    CHECK(r.err.find("; add --dry-run, or run `chroot ") != std::string::npos);
   }
+}
+
+namespace {
+
+size_t Lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// A scratch copy of a fixture root.
+struct RootCopy {
+  std::filesystem::path dir;
+  explicit RootCopy(const std::string& fixture) {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("cli-root-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy(kFixtures + fixture, dir, std::filesystem::copy_options::recursive);
+  }
+  ~RootCopy() { std::filesystem::remove_all(dir); }
+  void Write(const std::string& rel, const std::string& content) {
+    std::filesystem::create_directories((dir / rel).parent_path());
+    std::ofstream(dir / rel) << content;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("cli: usage errors exit 2 with one line `toa-build: what; fix`, in every command", "[host][cli]") {
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"install", "--dry-run", "--module", "foo", "--root", kFixtures + "debian-12"},
+           {"selftest", "--module", "foo"},
+           {"verify", "--module", "foo"},
+           {"detect", "--bogus"},
+           {"install", "--dry-run", "--trusted-sources", "10.0.0.0/99", "--root", kFixtures + "debian-12"},
+           {"detect", "--kernel", "x;id", "--root", kFixtures + "debian-12"},
+           {"status", "--root", "/nonexistent"},
+       }) {
+    INFO(args[0] + " " + args[1] + " " + args[2]);
+    auto r = Cli(args);
+    CHECK(r.code == 2);
+    CHECK(r.err.rfind("toa-build: ", 0) == 0);
+    CHECK(Lines(r.err) == 1);
+    CHECK(r.out.empty());
+  }
+}
+
+TEST_CASE("cli: an unknown command is named, with the list of commands", "[host][cli]") {
+  auto r = Cli({"instal"});
+  CHECK(r.code == 2);
+  CHECK(r.err == "toa-build: unknown command 'instal'; commands: verify, matrix, detect, deps, install, uninstall, "
+                 "status, selftest (toa-build --help)\n");
+  auto none = Cli({});
+  CHECK(none.code == 2);
+  CHECK(none.err.find("toa-build: a command is required; commands: verify, ") == 0);
+}
+
+TEST_CASE("cli: package and kernel say they are not in this version (even with --help)", "[host][cli]") {
+  for (const char* cmd : {"package", "kernel"}) {
+    for (std::vector<std::string> args : {std::vector<std::string>{cmd, "--help"}, std::vector<std::string>{cmd}}) {
+      auto r = Cli(args);
+      CHECK(r.code == 2);
+      CHECK(r.out.empty());
+      CHECK(r.err.find(std::string("toa-build: `") + cmd + "` is not available in this version: ") == 0);
+      CHECK(Lines(r.err) == 1);
+    }
+  }
+  auto help = Cli({"--help"});
+  CHECK(help.out.find("Not available in this version: package, kernel, fleet.") != std::string::npos);
+}
+
+TEST_CASE("cli: an empty --root is refused by every command (never plans against /)", "[host][cli]") {
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"uninstall", "--dry-run", "--root", ""}, {"install", "--dry-run", "--root", ""},
+           {"deps", "--dry-run", "--root", ""}, {"detect", "--root", ""}, {"status", "--root", ""}}) {
+    INFO(args[0]);
+    auto r = Cli(args);
+    CHECK(r.code == 2);
+    CHECK(r.out.empty());
+    CHECK(r.err == "toa-build: --root is empty; pass the directory holding the system (leave --root out for /)\n");
+  }
+}
+
+TEST_CASE("cli: --kernel takes only kernel releases, and the error is short and escaped", "[host][cli]") {
+  for (const std::string& bad : {std::string("-rf"), std::string(".."), std::string("x;id"), std::string("6.1.0\nid"),
+                                 std::string(10240, 'a'), std::string("6.1\x1b[31m-red")}) {
+    INFO(bad.substr(0, 40));
+    for (const char* cmd : {"detect", "install", "deps", "status"}) {
+      auto r = Cli({cmd, "--dry-run", "--kernel", bad, "--root", kFixtures + "debian-12"});
+      if (std::string(cmd) == "detect" || std::string(cmd) == "status")
+        r = Cli({cmd, "--kernel", bad, "--root", kFixtures + "debian-12"});
+      CHECK(r.code == 2);
+      CHECK(r.out.empty());  // nothing planned: no dkms or apt line with it
+      CHECK(Lines(r.err) == 1);
+      CHECK(r.err.size() < 400);
+      CHECK(r.err.find('\x1b') == std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("cli install --trusted-sources: the module's limits, checked before anything runs", "[host][cli]") {
+  auto with = [](const std::string& value) {
+    return Cli({"install", "--dry-run", "--trusted-sources", value, "--root", kFixtures + "debian-12"});
+  };
+  std::string v64, v65;
+  for (int i = 0; i < 65; ++i) {
+    std::string c = "10.0." + std::to_string(i) + ".0/24";
+    if (i < 64) v64 += (v64.empty() ? "" : ",") + c;
+    v65 += (v65.empty() ? "" : ",") + c;
+  }
+  CHECK(with(v64).code == 0);
+  auto many = with(v65);
+  CHECK(many.code == 2);
+  CHECK(many.err == "toa-build: --trusted-sources: 65 entries, the modules take at most 64: merge them into wider "
+                    "prefixes\n");
+  auto host_bits = with("10.0.0.1/8");
+  CHECK(host_bits.code == 2);
+  CHECK(host_bits.err == "toa-build: --trusted-sources: `10.0.0.1/8` has host bits set: write 10.0.0.0/8\n");
+  CHECK(with("2001:db8::1/32").err == "toa-build: --trusted-sources: `2001:db8::1/32` has host bits set: write 2001:db8::/32\n");
+  for (const char* all : {"0.0.0.0/0", "::/0"}) {
+    auto r = with(all);
+    CHECK(r.code == 2);
+    CHECK(r.err.find("trusts every address") != std::string::npos);
+  }
+  auto mapped = with("::ffff:10.0.0.0/104");
+  CHECK(mapped.code == 2);
+  CHECK(mapped.err.find("IPv4-mapped IPv6 prefix, which never matches") != std::string::npos);
+  CHECK(with("10.0.0.0/8,").code == 2);
+  CHECK(with("").code == 0);  // clears the filter, as --help says
+  auto help = Cli({"install", "--help"});
+  CHECK(help.out.find("--trusted-sources \"\" clears the filter") != std::string::npos);
+}
+
+TEST_CASE("cli: a corrupt state file is one line naming it, and nothing runs", "[host][cli]") {
+  for (const char* state : {"{\"trusted_sources\": null}", "{\"build\": 7}", "{\"modules\": [1]}",
+                            "{\"modules\": \"toa\"}", "{\"modules\": [\"../x\"]}", "{\"kernel\": \"x;id\"}",
+                            "{\"trusted_sources\": \"0.0.0.0/0\"}", "[]", "not json"}) {
+    INFO(state);
+    RootCopy root("debian-12");
+    root.Write("var/lib/toa-build/state.json", state);
+    for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+             {"install", "--dry-run"}, {"uninstall", "--dry-run"}, {"status"}}) {
+      INFO(args[0]);
+      args.push_back("--root");
+      args.push_back(root.dir.string());
+      auto r = Cli(args);
+      CHECK(r.code == 1);
+      CHECK(Lines(r.err) == 1);
+      CHECK(r.err.find("toa-build " + args[0] + ": the state file " + root.dir.string() +
+                       "/var/lib/toa-build/state.json is corrupt (") == 0);
+      CHECK(r.err.find("; nothing was changed; fix: remove it") != std::string::npos);
+      if (args[0] != "status") CHECK(r.out.empty());
+    }
+  }
+}
+
+TEST_CASE("cli status: a kernel without module support says so", "[host][cli]") {
+  RootCopy root("debian-13");
+  root.Write("proc/version", "Linux version 6.12.57+deb13-amd64\n");
+  auto r = Cli({"status", "--root", root.dir.string()});
+  CHECK(r.code == 1);
+  CHECK(r.err == "toa-build status: the running kernel has no loadable module support (no /proc/modules): TOA and "
+                 "UOA cannot be loaded into it; boot a kernel built with CONFIG_MODULES=y (every distro kernel is)\n");
+  root.Write("proc/modules", "");
+  CHECK(Cli({"status", "--root", root.dir.string()}).err.find("toa is not installed") != std::string::npos);
+}
+
+TEST_CASE("cli detect/install: a kernel no distro ships has no header package", "[host][cli]") {
+  auto r = Cli({"detect", "--json", "--root", kFixtures + "debian-12", "--kernel", "6.6.0-custom"});
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["header_package"].is_null());
+  CHECK(j["header_package_reason"].get<std::string>().find("kernel 6.6.0-custom is not a kernel Debian ships") == 0);
+  CHECK(j["packages"] == nlohmann::json{"gcc", "make", "openssl", "dkms"});
+  auto inst = Cli({"install", "--dry-run", "--root", kFixtures + "debian-12", "--kernel", "6.6.0-custom"});
+  CHECK(inst.code == 1);
+  CHECK(inst.out.empty());
+  CHECK(inst.err.find("toa-build install: step deps: the headers of kernel 6.6.0-custom (/lib/modules/6.6.0-custom/"
+                      "build) are missing and kernel 6.6.0-custom is not a kernel Debian ships") == 0);
+}
+
+TEST_CASE("cli detect: Flatcar's header_package is null, with the reason", "[host][cli]") {
+  auto r = Cli({"detect", "--json", "--root", kFixtures + "flatcar"});
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["header_package"].is_null());
+  CHECK(j["header_package_reason"] ==
+        "no package holds the headers: the OS ships the build tree in /lib/modules/6.6.54-flatcar/build, which the "
+        "build container mounts");
+}
+
+TEST_CASE("cli detect/install: arm64 is refused with the reason, before any step", "[host][cli]") {
+  auto d = Cli({"detect", "--json", "--root", kFixtures + "debian-12-arm64"});
+  REQUIRE(d.code == 0);
+  auto j = nlohmann::json::parse(d.out);
+  CHECK(j["arch"] == "aarch64");
+  CHECK(j["module_supported"] == false);
+  CHECK(j["unsupported_reason"].get<std::string>().find("is arm64 (aarch64") != std::string::npos);
+  auto i = Cli({"install", "--dry-run", "--root", kFixtures + "debian-12-arm64"});
+  CHECK(i.code == 1);
+  CHECK(i.out.empty());  // no apt-get, no dkms
+  CHECK(i.err.find("toa-build install: step detect: kernel 6.1.0-56-arm64 is arm64 (aarch64, from the release's "
+                   "suffix -arm64): TOA and UOA do not build there yet") == 0);
+  CHECK(Lines(i.err) == 1);
+}
+
+TEST_CASE("cli: text from files is escaped and cut in errors", "[host][cli]") {
+  RootCopy root("debian-12");
+  root.Write("etc/os-release", "ID=\"" + std::string(1 << 20, 'x') + "\x1b]0;owned\x07\"\nVERSION_ID=12\n");
+  auto r = Cli({"detect", "--root", root.dir.string()});
+  CHECK(r.code == 1);
+  CHECK(Lines(r.err) == 1);
+  CHECK(r.err.size() < 400);
+  CHECK(r.err.find('\x1b') == std::string::npos);
+  CHECK(r.err.find("... (1048586 bytes)") != std::string::npos);
 }

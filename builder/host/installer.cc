@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -11,6 +12,7 @@
 
 #include "host/artifacts.h"
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace host {
 
@@ -44,6 +46,12 @@ std::string NewestKernel(const RootFs& root) {
     if (root.IsDir("/lib/modules/" + name) && (newest.empty() || KernelVersionLess(newest, name)))
       newest = name;
   return newest;
+}
+
+// What holds the kernel's headers, for messages.
+std::string HeadersName(const Detection& det) {
+  if (!det.profile.header_package.empty()) return "`" + det.profile.header_package + "`";
+  return "/lib/modules/" + det.kernel + "/build";
 }
 
 std::string ArchiveHint(const Profile& p) {
@@ -84,7 +92,8 @@ util::Error PackageFailure(const RootFs& root, const Detection& det, const std::
     return util::MakeError("step deps: the package repositories are unreachable (" + util::OutputTail(out, 2) +
                            "): check the network, proxy and repository configuration, then run again" +
                            ArchiveHint(det.profile));
-  if (std::regex_search(out, kNotFound) && out.find(det.profile.header_package) != std::string::npos)
+  if (std::regex_search(out, kNotFound) && !det.profile.header_package.empty() &&
+      out.find(det.profile.header_package) != std::string::npos)
     return util::MakeError(HeadersMissing(root, det));
   std::string why = r.timed_out ? "did not finish in time" : "failed (exit " + std::to_string(r.exit_code) + ")";
   return util::MakeError("step deps: `" + util::FormatCommand(argv) + "` " + why + ": " +
@@ -124,13 +133,58 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep) {
   return out;
 }
 
+}  // namespace
+
 // What the last install recorded (trusted_sources to keep, build strategy).
-nlohmann::json ReadState(const RootFs& root) {
-  auto text = root.Read(kStatePath);
-  if (!text) return nlohmann::json::object();
-  auto j = nlohmann::json::parse(*text, nullptr, false);
-  return j.is_object() ? j : nlohmann::json::object();
+// Every key is checked as a value: a wrong type is an error, never an exception.
+util::Result<InstallState> ParseInstallState(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  if (j.is_discarded()) return util::MakeError("is not JSON");
+  if (!j.is_object()) return util::MakeError("is not a JSON object");
+  InstallState st;
+  st.present = true;
+  auto str = [&](const char* key, std::string& into) -> util::Status {
+    if (!j.contains(key)) return util::Ok{};
+    if (!j[key].is_string()) return util::MakeError("`" + std::string(key) + "` is " + j[key].type_name() + ", not a string");
+    into = j[key].get<std::string>();
+    return util::Ok{};
+  };
+  for (auto [key, into] : {std::pair<const char*, std::string*>{"build", &st.build}, {"autoload", &st.autoload},
+                           {"kernel", &st.kernel}, {"trusted_sources", &st.trusted_sources}})
+    if (auto s = str(key, *into); !s) return s.error();
+  if (!st.build.empty() && st.build != "dkms" && st.build != "kbuild" && st.build != "container")
+    return util::MakeError("`build` is `" + util::Printable(st.build, 40) + "`, not dkms, kbuild or container");
+  if (!st.trusted_sources.empty())
+    if (auto s = ValidateTrustedSources(st.trusted_sources); !s) return util::MakeError("`trusted_sources`: " + s.error().message);
+  if (!st.kernel.empty())
+    if (auto s = ValidateKernelRelease(st.kernel); !s) return util::MakeError("`kernel`: " + s.error().message);
+  if (j.contains("modules")) {
+    if (!j["modules"].is_array()) return util::MakeError(std::string("`modules` is ") + j["modules"].type_name() + ", not a list");
+    for (const auto& m : j["modules"]) {
+      if (!m.is_string() || (m != "toa" && m != "uoa"))
+        return util::MakeError("`modules` holds " + util::Printable(m.dump(), 40) + ", not \"toa\" or \"uoa\"");
+      st.modules.push_back(m.get<std::string>());
+    }
+  }
+  return st;
 }
+
+util::Result<InstallState> ReadInstallState(const RootFs& root) {
+  if (!root.Lexists(kStatePath)) return InstallState{};
+  auto text = root.ReadChecked(kStatePath, 1u << 20);
+  std::string why = text ? "" : text.error().message;
+  if (text) {
+    auto st = ParseInstallState(*text);
+    if (st) return st;
+    why = st.error().message;
+  }
+  std::string where = root.is_host_root() ? std::string(kStatePath) : root.root() + kStatePath;
+  return util::MakeError("the state file " + util::Printable(where, 200) + " is corrupt (" + util::Printable(why, 200) +
+                         "); nothing was changed; fix: remove it (it only remembers the last install) and run "
+                         "`toa-build install` again, with --trusted-sources if you had set them");
+}
+
+namespace {
 
 }  // namespace
 
@@ -169,19 +223,14 @@ std::vector<std::string> MissingParents(const RootFs& root, const std::string& p
 }
 
 void RemoveEmptyDirs(const RootFs& root, const std::vector<std::string>& dirs) {
-  for (const auto& d : dirs) {
-    std::error_code ec;
-    std::filesystem::remove(root.Path(d), ec);  // fails, harmlessly, when not empty
-  }
+  for (const auto& d : dirs) root.RemoveIfEmptyDir(d);
 }
 
 }  // namespace
 
 util::Result<bool> Executor::Write(const std::string& path, const std::string& content, int mode) {
   auto old = root_.Read(path);
-  struct stat st {};
-  bool exists = ::stat(root_.Path(path).c_str(), &st) == 0;
-  int old_mode = exists ? static_cast<int>(st.st_mode & 07777) : 0;
+  int old_mode = root_.Mode(path).value_or(0);
   if (old && *old == content && old_mode == mode) return false;
   Note("# write " + path + " (" + ModeText(mode) + ")");
   if (dry_run_) return true;
@@ -204,14 +253,14 @@ util::Result<bool> Executor::Write(const std::string& path, const std::string& c
 }
 
 util::Status Executor::Remove(const std::string& path) {
-  if (!root_.Exists(path)) return util::Ok{};
+  if (!root_.Lexists(path)) return util::Ok{};
   Note("rm -f " + path);
   if (dry_run_) return util::Ok{};
   return root_.Remove(path);
 }
 
 util::Status Executor::RemoveTree(const std::string& path) {
-  if (!root_.Exists(path)) return util::Ok{};
+  if (!root_.Lexists(path)) return util::Ok{};
   Note("rm -rf " + path);
   if (dry_run_) return util::Ok{};
   return root_.RemoveTree(path);
@@ -247,25 +296,61 @@ void Executor::Rollback() {
 util::Result<std::vector<std::string>> ParseModules(const std::string& value) {
   if (value == "all") return std::vector<std::string>{"toa", "uoa"};
   if (value == "toa" || value == "uoa") return std::vector<std::string>{value};
-  return util::MakeError("--module " + value + " is not one of toa, uoa, all");
+  return util::MakeError("--module " + util::Printable(value, 40) + " is not one of toa, uoa, all; pass one of them");
 }
 
 util::Status ValidateTrustedSources(const std::string& value) {
-  std::istringstream in(value);
-  for (std::string cidr; std::getline(in, cidr, ',');) {
+  auto bad = [](const std::string& item, const std::string& why) {
+    return util::MakeError("--trusted-sources: `" + util::Printable(item, 60) + "` " + why);
+  };
+  std::vector<std::string> items;
+  for (size_t start = 0;;) {
+    size_t comma = value.find(',', start);
+    items.push_back(value.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (items.size() > kMaxTrustedSources)
+    return util::MakeError("--trusted-sources: " + std::to_string(items.size()) + " entries, the modules take at most " +
+                           std::to_string(kMaxTrustedSources) + ": merge them into wider prefixes");
+  for (const auto& cidr : items) {
+    if (cidr.empty())
+      return util::MakeError("--trusted-sources: an empty entry (two commas, or one at an end): remove it");
     auto slash = cidr.find('/');
     std::string addr = cidr.substr(0, slash);
-    unsigned char buf[16];
+    unsigned char buf[16] = {};
     bool v6 = addr.find(':') != std::string::npos;
-    bool ok = ::inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), buf) == 1;
+    bool ok = addr.size() < 64 && ::inet_pton(v6 ? AF_INET6 : AF_INET, addr.c_str(), buf) == 1;
+    int bits = v6 ? 128 : 32;
     if (ok && slash != std::string::npos) {
       std::string len = cidr.substr(slash + 1);
       ok = !len.empty() && len.size() <= 3 && len.find_first_not_of("0123456789") == std::string::npos &&
-           std::stoi(len) <= (v6 ? 128 : 32);
+           std::stoi(len) <= bits;
+      if (ok) bits = std::stoi(len);
     }
-    if (!ok)
-      return util::MakeError("--trusted-sources: `" + cidr +
-                             "` is not an IPv4/IPv6 address or CIDR (like 100.125.0.0/16,2001:db8::/32)");
+    if (!ok) return bad(cidr, "is not an IPv4/IPv6 address or CIDR (like 100.125.0.0/16,2001:db8::/32)");
+    if (bits == 0)
+      return bad(cidr, "trusts every address, the same as no filter: name the balancers' prefixes, or clear the "
+                       "filter explicitly with --trusted-sources \"\"");
+    static const unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (v6 && std::memcmp(buf, kMapped, sizeof kMapped) == 0)
+      return bad(cidr, "is an IPv4-mapped IPv6 prefix, which never matches (IPv6 packets from ::ffff:a.b.c.d are "
+                       "never trusted): write the IPv4 prefix instead");
+    const int bytes = v6 ? 16 : 4;
+    for (int i = 0; i < bytes; ++i) {
+      int keep = bits - i * 8;
+      unsigned char mask = keep >= 8 ? 0xff : keep <= 0 ? 0 : static_cast<unsigned char>(0xff << (8 - keep));
+      if (buf[i] & ~mask) {
+        unsigned char net[16];
+        for (int k = 0; k < bytes; ++k) {
+          int kk = bits - k * 8;
+          net[k] = buf[k] & (kk >= 8 ? 0xff : kk <= 0 ? 0 : static_cast<unsigned char>(0xff << (8 - kk)));
+        }
+        char text[INET6_ADDRSTRLEN] = {};
+        ::inet_ntop(v6 ? AF_INET6 : AF_INET, net, text, sizeof text);
+        return bad(cidr, std::string("has host bits set: write ") + text + "/" + std::to_string(bits));
+      }
+    }
   }
   return util::Ok{};
 }
@@ -282,6 +367,10 @@ util::Status RunDeps(Executor& exec, const Detection& det) {
   for (const auto& pkg : p.packages)
     if (!AnyExists(root, pkg.files)) names.push_back(pkg.name);
   bool need_headers = !root.Exists(HeadersMarker(det.kernel));
+  // No package holds them (a custom kernel): say so rather than ask for one.
+  if (need_headers && p.header_package.empty())
+    return util::MakeError("step deps: the headers of kernel " + det.kernel + " (/lib/modules/" + det.kernel +
+                           "/build) are missing and " + p.header_package_reason);
   if (need_headers) names.push_back(p.header_package);
   if (need_dkms) names.push_back(p.dkms->name);
   if (names.empty()) return util::Ok{};
@@ -321,13 +410,16 @@ std::string FindModuleFile(const RootFs& root, const std::string& kernel, const 
   for (const char* dir : {"/updates", "/extra"}) {
     std::error_code ec;
     std::vector<std::string> found;
-    for (std::filesystem::recursive_directory_iterator it(root.Path(base + dir), ec), end; !ec && it != end;
+    // Resolved inside the root; the walk below follows no directory symlink.
+    auto local = root.Resolve(base + dir);
+    if (!local) continue;
+    for (std::filesystem::recursive_directory_iterator it(*local, ec), end; !ec && it != end;
          it.increment(ec)) {
       auto name = it->path().filename().string();
       for (const char* ext : {".ko", ".ko.xz", ".ko.zst", ".ko.gz"})
-        if (name == module + ext) found.push_back(it->path().string().substr(root.Path(base).size()));
+        if (name == module + ext) found.push_back(it->path().string().substr(local->size()));
     }
-    if (!found.empty()) return base + *std::min_element(found.begin(), found.end());
+    if (!found.empty()) return base + dir + *std::min_element(found.begin(), found.end());
   }
   std::string container = std::string(kContainerDir) + "/modules/" + kernel + "/" + module + ".ko";
   if (root.Exists(container)) return container;
@@ -394,9 +486,9 @@ util::Status InstallDkms(Executor& exec, const Detection& det, const InstallOpti
       std::string summary = text ? BuildLogSummary(*text)
                                  : (r ? BuildLogSummary(r->output) : r.error().message);
       return util::MakeError("step dkms build: the modules did not build for " + kver + ": " + summary +
-                             (text ? " (full log: " + kept + ")" : "") + "; fix: make sure `" +
-                             det.profile.header_package +
-                             "` matches the running kernel and gcc is the kernel's compiler, then run again");
+                             (text ? " (full log: " + kept + ")" : "") + "; fix: make sure " +
+                             HeadersName(det) +
+                             " matches the running kernel and gcc is the kernel's compiler, then run again");
     }
   }
   if (!installed) {
@@ -424,8 +516,8 @@ util::Status InstallKbuild(Executor& exec, const Detection& det, const InstallOp
   auto make = exec.Run({"make", "-C", kdir, std::string("M=") + kSourcePath, "modules"});
   if (!make || !make->ok())
     return util::MakeError("step build: `make` failed for " + kver + ": " +
-                           (make ? util::OutputTail(make->output) : make.error().message) + "; fix: make sure `" +
-                           det.profile.header_package + "` matches the running kernel, then run again");
+                           (make ? util::OutputTail(make->output) : make.error().message) + "; fix: make sure " +
+                           HeadersName(det) + " matches the running kernel, then run again");
   auto inst = exec.Run({"make", "-C", kdir, std::string("M=") + kSourcePath,
                         std::string("INSTALL_MOD_DIR=") + kKbuildInstallDir, "modules_install"});
   if (!inst || !inst->ok())
@@ -475,13 +567,13 @@ util::Error LoadFailure(const Detection& det, const std::string& module, const u
                          "); fix: see `dmesg | tail` for the reason");
 }
 
-std::string EffectiveTrustedSources(const RootFs& root, const InstallOptions& opts) {
+std::string EffectiveTrustedSources(const InstallState& state, const InstallOptions& opts) {
   if (opts.trusted_sources) return *opts.trusted_sources;
-  auto state = ReadState(root);
-  return state.value("trusted_sources", std::string());
+  return state.trusted_sources;
 }
 
-util::Status InstallSteps(Executor& exec, const Detection& det, const InstallOptions& opts, bool& options_changed) {
+util::Status InstallSteps(Executor& exec, const Detection& det, const InstallOptions& opts,
+                          const InstallState& state, bool& options_changed) {
   const auto& p = det.profile;
   const auto& root = exec.root();
   if (!p.module_supported) return util::MakeError("step detect: " + p.unsupported_reason);
@@ -501,7 +593,7 @@ util::Status InstallSteps(Executor& exec, const Detection& det, const InstallOpt
   const bool rebuilt = exec.lines().size() != lines_before_build;
 
   // Module options before loading, so the load uses them.
-  const std::string trusted = EffectiveTrustedSources(root, opts);
+  const std::string trusted = EffectiveTrustedSources(state, opts);
   options_changed = false;
   if (p.build != "container" && opts.trusted_sources) {
     if (opts.trusted_sources->empty()) {
@@ -574,10 +666,10 @@ util::Status InstallSteps(Executor& exec, const Detection& det, const InstallOpt
       if (!h) return util::MakeError("step kernel-hook: " + h.error().message);
     }
 
-  nlohmann::json state{{"build", p.build},         {"autoload", p.autoload},
-                       {"kernel", det.kernel},     {"modules", opts.modules},
-                       {"trusted_sources", trusted}};
-  auto s = exec.Write(kStatePath, state.dump(2) + "\n");
+  nlohmann::json record{{"build", p.build},         {"autoload", p.autoload},
+                        {"kernel", det.kernel},     {"modules", opts.modules},
+                        {"trusted_sources", trusted}};
+  auto s = exec.Write(kStatePath, record.dump(2) + "\n");
   if (!s) return util::MakeError("step state: " + s.error().message);
   return util::Ok{};
 }
@@ -585,8 +677,11 @@ util::Status InstallSteps(Executor& exec, const Detection& det, const InstallOpt
 }  // namespace
 
 util::Status RunInstall(Executor& exec, const Detection& det, const InstallOptions& opts) {
+  // A corrupt state file stops the install before anything changes.
+  auto state = ReadInstallState(exec.root());
+  if (!state) return state.error();
   bool options_changed = false;
-  auto s = InstallSteps(exec, det, opts, options_changed);
+  auto s = InstallSteps(exec, det, opts, state.value(), options_changed);
   if (s && exec.changed() && !opts.no_load && !opts.lbsim.empty()) {
     for (const auto& m : opts.modules) {
       auto r = exec.Run(SelftestCommand(opts.lbsim, m), std::chrono::seconds(300));
@@ -607,8 +702,9 @@ util::Status RunInstall(Executor& exec, const Detection& det, const InstallOptio
 
 util::Status RunUninstall(Executor& exec) {
   const auto& root = exec.root();
-  auto state = ReadState(root);
-  bool container = state.value("build", std::string()) == "container" || root.Exists(kUnitPath);
+  auto state = ReadInstallState(root);
+  if (!state) return state.error();
+  bool container = state->build == "container" || root.Exists(kUnitPath);
   for (const char* m : {"uoa", "toa"}) {
     if (!root.Exists(std::string("/sys/module/") + m)) continue;
     auto argv = container ? std::vector<std::string>{"rmmod", m} : std::vector<std::string>{"modprobe", "-r", m};
@@ -643,8 +739,7 @@ util::Status RunUninstall(Executor& exec) {
   if (auto text = root.Read(kSuseKernelPath)) {
     std::string edited = EditSuseModulesOnBoot(*text, {"toa", "uoa"}, false);
     if (edited != *text) {
-      struct stat st {};
-      int mode = ::stat(root.Path(kSuseKernelPath).c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : 0644;
+      int mode = root.Mode(kSuseKernelPath).value_or(0644);
       auto w = exec.Write(kSuseKernelPath, edited, mode);
       if (!w) return util::MakeError("step autoload: " + w.error().message);
     }
@@ -666,6 +761,9 @@ util::Status RunUninstall(Executor& exec) {
 bool HostStatus::ok() const { return Problem().empty(); }
 
 std::string HostStatus::Problem() const {
+  if (!module_support)
+    return "the running kernel has no loadable module support (no /proc/modules): TOA and UOA cannot be "
+           "loaded into it; boot a kernel built with CONFIG_MODULES=y (every distro kernel is)";
   for (const auto& m : modules) {
     if (m.module_file.empty()) return m.name + " is not installed for kernel " + kernel + ": run `toa-build install`";
     if (!m.loaded) return m.name + " is installed but not loaded: run `toa-build install` (or `modprobe " + m.name + "`)";
@@ -674,16 +772,18 @@ std::string HostStatus::Problem() const {
   return "";
 }
 
-HostStatus CollectStatus(const RootFs& root, const Detection& det) {
+util::Result<HostStatus> CollectStatus(const RootFs& root, const Detection& det) {
   HostStatus st;
   st.kernel = det.kernel;
   st.build = det.profile.build;
   st.autoload = det.profile.autoload;
   st.dkms_registered = root.IsDir(DkmsBase());
-  auto state = ReadState(root);
+  // A root without /proc (an image, a fixture) says nothing about loading.
+  st.module_support = !root.Exists("/proc/version") || root.Exists("/proc/modules");
+  auto state = ReadInstallState(root);
+  if (!state) return state.error();
   std::vector<std::string> modules{"toa", "uoa"};
-  if (state.contains("modules") && state["modules"].is_array() && !state["modules"].empty())
-    modules = state["modules"].get<std::vector<std::string>>();
+  if (!state->modules.empty()) modules = state->modules;
   std::string autoload_text;
   if (det.profile.autoload == "sysconfig-modules") autoload_text = root.Read(kSysconfigModulesPath).value_or("");
   else if (det.profile.autoload == "modules-load.d") autoload_text = root.Read(kModulesLoadPath).value_or("");

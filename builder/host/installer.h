@@ -60,9 +60,24 @@ struct InstallOptions {
   std::string lbsim;                           // simulator for the self-test; empty: none
 };
 
+// /var/lib/toa-build/state.json: what the last install recorded.
+struct InstallState {
+  bool present = false;
+  std::string build, autoload, kernel, trusted_sources;
+  std::vector<std::string> modules;
+};
+// The file's content checked key by key (types, known values); the error
+// says which key is wrong.
+util::Result<InstallState> ParseInstallState(const std::string& text);
+// Missing: an empty state. Corrupt: one line naming the file and the fix.
+util::Result<InstallState> ReadInstallState(const RootFs& root);
+
 // `--module toa|uoa|all` → module list, or an error.
 util::Result<std::vector<std::string>> ParseModules(const std::string& value);
-// Comma-separated IPv4/IPv6 CIDRs, or an error naming the bad one.
+// The modules' trusted_sources limit (module/common/cidr.h TB_CIDR_MAX).
+inline constexpr size_t kMaxTrustedSources = 64;
+// Comma-separated IPv4/IPv6 CIDRs, or an error naming the bad one: at most
+// kMaxTrustedSources, no host bits, no /0, no IPv4-mapped IPv6 prefix.
 util::Status ValidateTrustedSources(const std::string& value);
 
 // Installs what is missing of compiler, make, headers, DKMS (and the repo DKMS
@@ -85,11 +100,14 @@ struct HostStatus {
   std::string build;
   std::string autoload;
   bool dkms_registered = false;
+  // False when the running kernel (a /proc is there) has no /proc/modules:
+  // built without loadable module support, nothing can be loaded.
+  bool module_support = true;
   std::vector<ModuleStatus> modules;
   bool ok() const;
   std::string Problem() const;  // one line, empty when ok
 };
-HostStatus CollectStatus(const RootFs& root, const Detection& det);
+util::Result<HostStatus> CollectStatus(const RootFs& root, const Detection& det);
 
 // Module file of `module` installed for `kernel` (DKMS, kbuild or container
 // locations), or empty.

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 
+#include "common/cidr.h"
 #include "host/artifacts.h"
 
 namespace fs = std::filesystem;
@@ -371,7 +372,7 @@ TEST_CASE("install for real on a Debian root: files, second run does nothing, un
   CHECK(Slurp(box.root / "usr/src/toa-build-0.1.0/dkms.conf") == Slurp(box.src / "dkms.conf"));
   CHECK(Slurp(box.root / "usr/src/toa-build-0.1.0/toa/toa_main.c") == "/* toa */\n");
   CHECK(fs::exists(box.root / "sys/module/toa"));
-  auto status = host::CollectStatus(root, det.value());
+  auto status = host::CollectStatus(root, det.value()).value();
   CHECK(status.ok());
   CHECK(status.modules.at(0).module_file == "/lib/modules/" + k + "/updates/dkms/toa.ko");
 
@@ -648,7 +649,9 @@ TEST_CASE("install: a new kernel (after an upgrade) builds for it only", "[host]
 TEST_CASE("--module and --trusted-sources are checked", "[host][options]") {
   CHECK(host::ParseModules("all").value() == std::vector<std::string>{"toa", "uoa"});
   CHECK(host::ParseModules("uoa").value() == std::vector<std::string>{"uoa"});
-  CHECK(host::ParseModules("tcp").error().message == "--module tcp is not one of toa, uoa, all");
+  CHECK(host::ParseModules("tcp").error().message == "--module tcp is not one of toa, uoa, all; pass one of them");
+  // The limit is the module's own.
+  CHECK(host::kMaxTrustedSources == TB_CIDR_MAX);
   CHECK(host::ValidateTrustedSources("100.125.0.0/16,2001:db8::/32,192.0.2.7").ok());
   auto bad = host::ValidateTrustedSources("100.125.0.0/33");
   REQUIRE_FALSE(bad.ok());
@@ -687,7 +690,7 @@ TEST_CASE("CoreOS: install builds in a container and loads; uninstall takes it a
   CHECK(Slurp(box.root / "etc/systemd/system/toa-build.service") ==
         host::RenderCoreosUnit(*det->profile.container, {"toa", "uoa"}, ""));
   CHECK(Slurp(box.root / "opt/toa-build/src/Containerfile") == host::RenderContainerfile(*det->profile.container));
-  CHECK(host::CollectStatus(root, det.value()).ok());
+  CHECK(host::CollectStatus(root, det.value()).value().ok());
   {
     host::Executor exec(root, fake, false);
     REQUIRE(host::RunInstall(exec, det.value(), box.Options()).ok());
@@ -806,4 +809,65 @@ TEST_CASE("failure: dnf and zypper say the same things their own way", "[host][f
                         "Download (curl) error for 'https://updates.suse.com/...': Could not resolve host\n");
   }, nullptr, false);
   CHECK(zypper.find("step deps: the package repositories are unreachable") == 0);
+}
+
+TEST_CASE("install/uninstall for real: a corrupt state file changes nothing, runs nothing", "[host][failure]") {
+  for (const char* state : {"{\"trusted_sources\": null}", "{\"build\": 7}", "{\"modules\": [1]}"}) {
+    INFO(state);
+    Sandbox box("debian-12");
+    box.InstallTools("6.1.0-56-amd64");
+    Touch(box.root / "var/lib/toa-build/state.json", state);
+    Touch(box.root / "sys/module/toa/refcnt", "0\n");  // loaded: uninstall would unload it
+    auto before = Snapshot(box.root);
+    host::RootFs root(box.root.string());
+    auto det = host::Detect(Profiles(), root, "");
+    REQUIRE(det.ok());
+    util::FakeProcessRunner fake;
+    FakeDebianWorld(fake, box.root, "6.1.0-56-amd64");
+    {
+      host::Executor exec(root, fake, false);
+      auto s = host::RunInstall(exec, det.value(), box.Options());
+      REQUIRE_FALSE(s.ok());
+      CHECK(s.error().message.find("/var/lib/toa-build/state.json is corrupt (") != std::string::npos);
+    }
+    {
+      host::Executor exec(root, fake, false);
+      CHECK_FALSE(host::RunUninstall(exec).ok());
+    }
+    CHECK_FALSE(host::CollectStatus(root, det.value()).ok());
+    CHECK(fake.commands().empty());
+    CHECK(Snapshot(box.root) == before);
+  }
+}
+
+TEST_CASE("state file: every key checked as a value", "[host][state]") {
+  auto ok = host::ParseInstallState(
+      "{\"build\":\"dkms\",\"autoload\":\"modules-load.d\",\"kernel\":\"6.1.0-56-amd64\",\"modules\":[\"toa\",\"uoa\"],"
+      "\"trusted_sources\":\"100.125.0.0/16\"}");
+  REQUIRE(ok.ok());
+  CHECK(ok->trusted_sources == "100.125.0.0/16");
+  CHECK(ok->modules == std::vector<std::string>{"toa", "uoa"});
+  CHECK(host::ParseInstallState("{}").ok());
+  CHECK(host::ParseInstallState("{\"trusted_sources\": null}").error().message == "`trusted_sources` is null, not a string");
+  CHECK(host::ParseInstallState("{\"build\": 7}").error().message == "`build` is number, not a string");
+  CHECK(host::ParseInstallState("{\"modules\": [1]}").error().message == "`modules` holds 1, not \"toa\" or \"uoa\"");
+  CHECK(host::ParseInstallState("[1]").error().message == "is not a JSON object");
+}
+
+TEST_CASE("module/dkms.conf: DKMS's own test takes x86_64 and skips arm64", "[host][dkms]") {
+  // dkms sources dkms.conf with bash and tests [[ $arch =~ $BUILD_EXCLUSIVE_ARCH ]].
+  util::SystemProcessRunner runner;
+  util::ProcessSpec spec;
+  spec.argv = {"bash", "-c",
+               "set -u; kernel_source_dir=/k; dkms_tree=/t; . \"$1\"; "
+               "[[ x86_64 =~ $BUILD_EXCLUSIVE_ARCH ]] || exit 3; [[ aarch64 =~ $BUILD_EXCLUSIVE_ARCH ]] && exit 4; "
+               "[[ arm64 =~ $BUILD_EXCLUSIVE_ARCH ]] && exit 5; "
+               "echo \"$PACKAGE_NAME $PACKAGE_VERSION ${BUILT_MODULE_NAME[*]} $AUTOINSTALL\"",
+               "bash", std::string(TOA_SOURCE_DIR) + "/module/dkms.conf"};
+  spec.timeout = std::chrono::seconds(20);
+  auto r = runner.Run(spec);
+  REQUIRE(r.ok());
+  INFO(r->output);
+  CHECK(r->exit_code == 0);
+  CHECK(r->output == "toa-build 0.1.0 toa uoa yes\n");
 }

@@ -9,8 +9,10 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace host {
 
@@ -132,7 +134,7 @@ std::vector<std::string> Detection::AllPackages() const {
   if (p.package_manager == "none") return all;
   if (p.build == "dkms" && p.dkms_repo) all.push_back(p.dkms_repo->name);
   for (const auto& pkg : p.packages) all.push_back(pkg.name);
-  all.push_back(p.header_package);
+  if (!p.header_package.empty()) all.push_back(p.header_package);
   if (p.build == "dkms" && p.dkms) all.push_back(p.dkms->name);
   return all;
 }
@@ -250,8 +252,8 @@ util::Result<Profile> ProfileSet::Resolve(const OsIdentity& os, const std::strin
   if (!entry) {
     std::string like;
     for (const auto& l : os.id_like) like += (like.empty() ? "" : " ") + l;
-    return util::MakeError("no distro profile for ID=" + os.id +
-                           (like.empty() ? "" : " (ID_LIKE=" + like + ")") +
+    return util::MakeError("no distro profile for ID=" + util::Printable(os.id, 60) +
+                           (like.empty() ? "" : " (ID_LIKE=" + util::Printable(like, 100) + ")") +
                            ": add one under distros/profiles/ (see its README.md)");
   }
   // A derivative's VERSION_ID says nothing about its parent's releases.
@@ -271,7 +273,7 @@ util::Result<Profile> ProfileSet::Resolve(const OsIdentity& os, const std::strin
   }
   if (!found)
     return util::MakeError("no release of " + entry->name + " in " + entry->file + " matches version " +
-                           version + ": add one (or a '*' entry)");
+                           util::Printable(version, 60) + ": add one (or a '*' entry)");
 
   Merged merged;
   Overlay(merged, entry->defaults, {});
@@ -294,6 +296,20 @@ util::Result<Profile> ProfileSet::Resolve(const OsIdentity& os, const std::strin
     p.matched_by = matched_by;
     p.package_manager = Str(Get(merged, "package_manager"), vars);
     p.header_package = Str(Get(merged, "header_package"), vars);
+    p.header_package_reason = Str(Get(merged, "header_package_reason"), vars);
+    // A kernel the distro does not ship (a custom build) has no headers package.
+    auto shipped = StrList(Get(merged, "kernel_releases"), vars);
+    if (!p.header_package.empty() && !shipped.empty() &&
+        std::none_of(shipped.begin(), shipped.end(), [&](const std::string& g) { return GlobMatch(g, kernel); })) {
+      std::string like;
+      for (size_t i = 0; i < shipped.size() && i < 3; ++i) like += (i ? ", " : "") + shipped[i];
+      p.header_package_reason = "kernel " + kernel + " is not a kernel " + entry->name + " ships (those match " + like +
+                                (shipped.size() > 3 ? ", ..." : "") + "), so no package holds its headers: put them in "
+                                "/lib/modules/" + kernel + "/build (`make modules_prepare` in its source tree), or "
+                                "boot a distro kernel";
+      p.header_package.clear();
+    }
+    if (!p.header_package.empty()) p.header_package_reason.clear();
     for (const auto& pkg : Get(merged, "packages")) p.packages.push_back(*Package(pkg, vars));
     if (Has(Get(merged, "dkms"))) {
       p.dkms = Package(Get(merged, "dkms"), vars);
@@ -362,10 +378,28 @@ bool KernelVersionLess(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
+util::Status ValidateKernelRelease(const std::string& kver) {
+  constexpr size_t kMax = 64;  // __NEW_UTS_LEN
+  const char* fix = " (like 6.1.0-56-amd64): pass the kernel release as `uname -r` prints it";
+  if (kver.empty()) return util::MakeError("an empty kernel release" + std::string(fix));
+  std::string shown = "`" + util::Printable(kver, 64) + "`";
+  if (kver.size() > kMax)
+    return util::MakeError(shown + " is longer than " + std::to_string(kMax) + " characters, not a kernel release" + fix);
+  for (unsigned char c : kver)
+    if (!std::isalnum(c) && c != '.' && c != '_' && c != '+' && c != '~' && c != '-')
+      return util::MakeError(shown + " has a character a kernel release does not (only letters, digits and . _ + ~ -)" +
+                             fix);
+  if (kver[0] == '-' || kver[0] == '.')
+    return util::MakeError(shown + " starts with `" + kver.substr(0, 1) + "`, not a kernel release" + fix);
+  if (kver.find("..") != std::string::npos) return util::MakeError(shown + " holds `..`, not a kernel release" + fix);
+  if (!std::isdigit(static_cast<unsigned char>(kver[0])))
+    return util::MakeError(shown + " does not start with a version number, not a kernel release" + fix);
+  return util::Ok{};
+}
+
 util::Result<std::string> ChooseKernel(const RootFs& root, const std::string& requested) {
   if (!requested.empty()) {
-    if (requested.find('/') != std::string::npos || requested.find_first_of(" \t") != std::string::npos)
-      return util::MakeError("--kernel " + requested + " is not a kernel release (like 6.1.0-56-amd64)");
+    if (auto s = ValidateKernelRelease(requested); !s) return util::MakeError("--kernel " + s.error().message);
     return requested;
   }
   if (root.is_host_root()) {
@@ -382,6 +416,43 @@ util::Result<std::string> ChooseKernel(const RootFs& root, const std::string& re
   return *std::max_element(kernels.begin(), kernels.end(), KernelVersionLess);
 }
 
+namespace {
+
+// Kernel release suffixes that name the architecture (distro naming facts).
+struct ArchSuffix {
+  const char* suffix;
+  const char* arch;
+};
+constexpr ArchSuffix kArchSuffixes[] = {
+    {".x86_64", "x86_64"}, {"-amd64", "x86_64"}, {"-cloud-amd64", "x86_64"}, {"-rt-amd64", "x86_64"},
+    {".aarch64", "aarch64"}, {"-arm64", "aarch64"}, {"-arm64-16k", "aarch64"}, {"-raspi", "aarch64"},
+    {".ppc64le", "ppc64le"}, {"-powerpc64le", "ppc64le"}, {".s390x", "s390x"}, {"-s390x", "s390x"},
+    {"-686", "i686"}, {"-686-pae", "i686"}, {".i686", "i686"}, {"-armmp", "armv7l"}, {"-riscv64", "riscv64"},
+};
+constexpr std::pair<const char*, const char*> kArchConfigs[] = {
+    {"CONFIG_X86_64=y", "x86_64"}, {"CONFIG_ARM64=y", "aarch64"}, {"CONFIG_PPC64=y", "ppc64le"},
+    {"CONFIG_S390=y", "s390x"}, {"CONFIG_RISCV=y", "riscv64"},
+};
+
+}  // namespace
+
+std::pair<std::string, std::string> KernelArch(const RootFs& root, const std::string& kernel) {
+  if (root.is_host_root()) {
+    struct utsname u {};
+    if (::uname(&u) == 0 && kernel == u.release) return {u.machine, "uname -m"};
+  }
+  for (const auto& s : kArchSuffixes)
+    if (util::EndsWith(kernel, s.suffix)) return {s.arch, std::string("the release's suffix ") + s.suffix};
+  for (const char* file : {"/build/.config", "/build/include/config/auto.conf"}) {
+    auto text = root.Read("/lib/modules/" + kernel + file);
+    if (!text) continue;
+    for (const auto& [line, arch] : kArchConfigs)
+      if (text->find(std::string("\n") + line + "\n") != std::string::npos || text->rfind(line, 0) == 0)
+        return {arch, std::string("/lib/modules/") + kernel + file};
+  }
+  return {"", ""};
+}
+
 util::Result<Detection> Detect(const ProfileSet& profiles, const RootFs& root,
                                const std::string& requested_kernel) {
   auto os = profiles.Identify(root);
@@ -390,7 +461,20 @@ util::Result<Detection> Detect(const ProfileSet& profiles, const RootFs& root,
   if (!kernel) return kernel.error();
   auto profile = profiles.Resolve(os.value(), kernel.value());
   if (!profile) return profile.error();
-  return Detection{os.value(), kernel.value(), profile.value()};
+  Detection det{os.value(), kernel.value(), profile.value(), "", ""};
+  std::tie(det.arch, det.arch_source) = KernelArch(root, det.kernel);
+  if (!det.arch.empty() && det.arch != "x86_64" && det.profile.module_supported) {
+    det.profile.module_supported = false;
+    det.profile.unsupported_reason =
+        det.arch == "aarch64"
+            ? "kernel " + det.kernel + " is arm64 (aarch64, from " + det.arch_source +
+                  "): TOA and UOA do not build there yet (ftrace with regs is missing on arm64 6.2+, "
+                  "ftrace_set_filter_ip on a function's address fails on 5.10-5.17); nothing was installed; "
+                  "use an x86_64 host"
+            : "kernel " + det.kernel + " is " + det.arch + " (from " + det.arch_source +
+                  "): TOA and UOA are built and tested on x86_64 only; nothing was installed; use an x86_64 host";
+  }
+  return det;
 }
 
 std::string ProfilesDir(const std::string& source_dir) {

@@ -59,7 +59,8 @@ struct Profile {
   std::string distro_id;         // the profile's distro entry (after ID_LIKE)
   std::string distro_name;
   std::string package_manager;   // yum, dnf, zypper, apt, none
-  std::string header_package;    // resolved for the kernel
+  std::string header_package;    // resolved for the kernel; empty: no package has them
+  std::string header_package_reason;  // why there is none (and where the headers come from)
   std::vector<PackageSpec> packages;  // compiler and tools
   std::optional<PackageSpec> dkms;
   std::string dkms_source;
@@ -79,6 +80,10 @@ struct Detection {
   OsIdentity os;
   std::string kernel;
   Profile profile;
+  // The kernel's architecture as `uname -m` says it (x86_64, aarch64), empty
+  // when nothing tells; arch_source says how it was known.
+  std::string arch;
+  std::string arch_source;
   // Everything deps would install, in install order, headers included.
   std::vector<std::string> AllPackages() const;
 };
@@ -111,10 +116,24 @@ class ProfileSet {
 // root is "/"; else the newest /lib/modules/* under the root.
 util::Result<std::string> ChooseKernel(const RootFs& root, const std::string& requested);
 
+// A kernel release (uname -r) safe to pass to dkms, apt and paths: letters,
+// digits and . _ + ~ - only, no leading '-' or '.', no `..`, at most 64
+// characters (the kernel's own limit for uname's release).
+util::Status ValidateKernelRelease(const std::string& kver);
+
 // Orders kernel releases like `sort -V`.
 bool KernelVersionLess(const std::string& a, const std::string& b);
 
-// Full detection: identity, kernel, profile.
+// The architecture of `kernel` under `root`: `uname -m` for the running
+// kernel of the live host, else the release's suffix (.x86_64, -amd64,
+// .aarch64, -arm64), else the kernel's build config (CONFIG_X86_64,
+// CONFIG_ARM64 in /lib/modules/KVER/build/.config). {arch, source}; arch is
+// empty when none of these tells.
+std::pair<std::string, std::string> KernelArch(const RootFs& root, const std::string& kernel);
+
+// Full detection: identity, kernel, profile, architecture. A known
+// architecture other than x86_64 makes the profile unsupported (arm64: the
+// modules do not build there yet).
 util::Result<Detection> Detect(const ProfileSet& profiles, const RootFs& root,
                                const std::string& requested_kernel);
 

@@ -56,7 +56,7 @@ const Expect kExpect[] = {
     {"opensuse-42.2", "opensuse", "42.2", "suse", "4.4.36-8-default", "zypper", "kernel-default-devel",
      "modules-load.d", "kbuild", "gcc make kernel-default-devel", "/etc/os-release", true},
     {"coreos", "coreos", "1353.7.0", "coreos", "4.9.16-coreos-r1", "none",
-     "kernel build tree /lib/modules/4.9.16-coreos-r1/build (shipped with the OS)", "coreos-container", "container",
+     "", "coreos-container", "container",
      "", "/etc/os-release", true},
     {"debian-8.2", "debian", "8", "debian", "3.16.0-4-amd64", "apt", "linux-headers-3.16.0-4-amd64", "modules-load.d",
      "dkms", "gcc make openssl linux-headers-3.16.0-4-amd64 dkms", "/etc/os-release", true},
@@ -138,9 +138,12 @@ const Expect kExpect[] = {
      "modules-load.d", "dkms", "gcc make openssl linux-headers-6.12.57+deb13-amd64 dkms", "/etc/os-release", true},
     {"fedora-coreos-41", "fedora", "41", "coreos", "6.11.5-300.fc41.x86_64", "none",
      "kernel-devel-6.11.5-300.fc41.x86_64", "coreos-container", "container", "", "/etc/os-release", true},
-    {"flatcar", "flatcar", "3975.2.0", "coreos", "6.6.54-flatcar", "none",
-     "kernel build tree /lib/modules/6.6.54-flatcar/build (shipped with the OS)", "coreos-container", "container", "",
+    // No package holds Flatcar's headers: null in JSON, the reason beside it.
+    {"flatcar", "flatcar", "3975.2.0", "coreos", "6.6.54-flatcar", "none", "", "coreos-container", "container", "",
      "/etc/os-release", true},
+    // arm64 (from the release's -arm64 suffix): detected, and refused.
+    {"debian-12-arm64", "debian", "12", "debian", "6.1.0-56-arm64", "apt", "linux-headers-6.1.0-56-arm64",
+     "modules-load.d", "dkms", "gcc make openssl linux-headers-6.1.0-56-arm64 dkms", "/etc/os-release", false},
     // Derivatives through ID_LIKE.
     {"linuxmint-21", "linuxmint", "21.3", "debian", "5.15.0-91-generic", "apt", "linux-headers-5.15.0-91-generic",
      "modules-load.d", "dkms", "gcc make openssl linux-headers-5.15.0-91-generic dkms", "/etc/os-release", true},
@@ -226,6 +229,77 @@ TEST_CASE("detect: --kernel overrides, bad input is one clear line", "[host][det
   auto bad = host::Detect(Profiles(), root, "../etc");
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().message.find("--kernel") != std::string::npos);
+}
+
+TEST_CASE("kernel releases: every real one passes, anything else is refused", "[host][detect]") {
+  // Every fixture root's kernels, and the lab rows' (resolved from Debian's archive).
+  std::vector<std::string> real{"6.1.0-57-amd64", "6.12.95+deb12-amd64", "6.12.118+deb13-amd64", "7.2.13+deb14-amd64",
+                                "5.10.0-46-amd64", "6.1.0-56-rt-amd64", "6.1.0-56-cloud-amd64"};
+  for (const auto& e : std::filesystem::directory_iterator(kFixtures))
+    for (const char* dir : {"/lib/modules", "/usr/lib/modules"})
+      if (std::filesystem::is_directory(e.path().string() + dir))
+        for (const auto& k : std::filesystem::directory_iterator(e.path().string() + dir))
+          real.push_back(k.path().filename().string());
+  REQUIRE(real.size() > 35);
+  for (const auto& k : real) {
+    INFO(k);
+    CHECK(host::ValidateKernelRelease(k).ok());
+  }
+  for (const std::string& bad : std::vector<std::string>{"-rf", "..", "x;id", "6.1.0\nid", "6.1.0 -56", "6.1.0/../../etc", "6.1..0-1",
+                                "--help", ".1", "$(id)", "6.1.0-56-amd64`id`", "", std::string(65, '6'),
+                                std::string(10240, '6'), std::string("6.1\0x", 5)}) {
+    INFO(bad.substr(0, 80));
+    auto s = host::ValidateKernelRelease(bad);
+    REQUIRE_FALSE(s.ok());
+    CHECK(s.error().message.find('\n') == std::string::npos);
+    CHECK(s.error().message.size() < 300);
+  }
+}
+
+TEST_CASE("detect: a kernel the distro does not ship has no header package, and says why", "[host][detect]") {
+  for (auto [fixture, kver] : {std::pair<const char*, const char*>{"debian-12", "6.6.0-custom"}, {"ubuntu-22.04", "6.6.0-custom"},
+                               {"rocky-9", "6.6.0-custom"}, {"sles-15", "6.6.0-custom"}}) {
+    INFO(fixture);
+    host::RootFs root(kFixtures + fixture);
+    auto det = host::Detect(Profiles(), root, kver);
+    REQUIRE(det.ok());
+    CHECK(det->profile.header_package.empty());
+    CHECK(det->profile.header_package_reason.find("kernel 6.6.0-custom is not a kernel ") == 0);
+    CHECK(det->profile.header_package_reason.find("/lib/modules/6.6.0-custom/build") != std::string::npos);
+    for (const auto& p : det->AllPackages()) CHECK(p.find("6.6.0-custom") == std::string::npos);
+  }
+}
+
+TEST_CASE("detect: the kernel's architecture, from its release or its build config", "[host][detect]") {
+  host::RootFs arm(kFixtures + "debian-12-arm64");
+  auto det = host::Detect(Profiles(), arm, "");
+  REQUIRE(det.ok());
+  CHECK(det->arch == "aarch64");
+  CHECK_FALSE(det->profile.module_supported);
+  CHECK(det->profile.unsupported_reason.find("kernel 6.1.0-56-arm64 is arm64 (aarch64, from the release's suffix "
+                                             "-arm64): TOA and UOA do not build there yet") == 0);
+  host::RootFs rocky(kFixtures + "rocky-9");
+  auto el = host::Detect(Profiles(), rocky, "5.14.0-362.8.1.el9_3.aarch64");
+  REQUIRE(el.ok());
+  CHECK(el->arch == "aarch64");
+  CHECK_FALSE(el->profile.module_supported);
+  auto x86 = host::Detect(Profiles(), rocky, "");
+  REQUIRE(x86.ok());
+  CHECK(x86->arch == "x86_64");
+  CHECK(x86->profile.module_supported);
+  // No suffix: the kernel's own build config says.
+  auto dir = std::filesystem::temp_directory_path() / ("host-arch-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "etc");
+  std::filesystem::create_directories(dir / "lib/modules/6.6.0-custom/build");
+  std::ofstream(dir / "etc/os-release") << "ID=debian\nVERSION_ID=12\n";
+  std::ofstream(dir / "lib/modules/6.6.0-custom/build/.config") << "# comment\nCONFIG_ARM64=y\nCONFIG_64BIT=y\n";
+  host::RootFs custom(dir.string());
+  auto cfg = host::Detect(Profiles(), custom, "");
+  REQUIRE(cfg.ok());
+  CHECK(cfg->arch == "aarch64");
+  CHECK(cfg->arch_source == "/lib/modules/6.6.0-custom/build/.config");
+  CHECK_FALSE(cfg->profile.module_supported);
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("detect: a root without kernels asks for --kernel", "[host][detect]") {

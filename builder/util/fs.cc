@@ -29,7 +29,11 @@ Status WriteFileAtomic(const std::string& path, const std::string& content, int 
   fs::path target(path);
   if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  // O_EXCL|O_NOFOLLOW: a link planted at the temporary name (a hostile
+  // --root) is not written through; a leftover is removed and made anew.
+  const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+  int fd = ::open(tmp.c_str(), flags, mode);
+  if (fd < 0 && errno == EEXIST && ::unlink(tmp.c_str()) == 0) fd = ::open(tmp.c_str(), flags, mode);
   if (fd < 0) return MakeError("cannot write " + path + ": " + std::strerror(errno));
   size_t done = 0;
   while (done < content.size()) {

@@ -6,7 +6,11 @@
 // struct uoa_param_map of module/uoa/uoa.h. Cases whose expectation would
 // also hold without the module (ENOENT, "ignored") first send a control
 // datagram whose option must be honoured.
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sim/nft.h"
 #include "sim/sim.h"
 #include "uoa/uoa.h"
 
@@ -428,8 +433,8 @@ Named MalformedRows() {
     m.push_back({"opp_inner_past_header_end", Ignored(d)});
   }
   {
-    // Header length beyond the datagram: cannot be removed, left as it is
-    // (no protocol 248 handler: the kernel drops it).
+    // Header length beyond the datagram: cannot be removed, so the module
+    // drops it (as the kernel drops a protocol nobody handles).
     Datagram d = Opp(c4, false);
     d.shim[2] = 0x40;
     m.push_back({"opp_length_past_end", Ignored(d, false, "opp_untouched")});
@@ -439,6 +444,19 @@ Named MalformedRows() {
     d.shim[3] = 2;
     d.shim[2] = 0;
     m.push_back({"opp_length_2", Ignored(d, false, "opp_untouched")});
+  }
+  // Issue 11, item 9: a well-formed UOA option in a header the kernel then
+  // drops must not leave an entry (the lookup would answer for a datagram
+  // nobody received). The module counts them as malformed.
+  {
+    Datagram d = Ignored(V4Opt(c4), false);
+    d.ipv4_options = Concat({v4, {0x1e, 1}});  // then an option of length 1
+    m.push_back({"ipv4_broken_option_after_uoa", d});
+  }
+  {
+    Bytes padn = PadN(6);
+    padn[4] = 0x5a;  // PadN must carry zeros (RFC 4942; the kernel drops it)
+    m.push_back({"ipv6_nonzero_padn_after_uoa", Ignored(V6Dst(c4, Concat({DstOptUoa(c4), padn})), false)});
   }
   return m;
 }
@@ -553,7 +571,9 @@ CaseResult Untrusted(Context& ctx) {
   d.balancer = Ip("198.51.100.9");
   Outcome o = SendOne(ctx, d, 60);
   if (!o.pass) return CaseResult::Fail("IPv4 option from 198.51.100.9: " + o.detail);
-  Datagram p = Ignored(Opp({net::ClientV6(61), 42061}, true), true, "untrusted");
+  // A private-protocol header from outside trusted_sources is dropped (the
+  // module strips it for the balancers only).
+  Datagram p = Ignored(Opp({net::ClientV6(61), 42061}, true), false, "untrusted");
   p.balancer = Ip("2001:db8:100::9");
   Outcome o6 = SendOne(ctx, p, 61);
   if (!o6.pass) return CaseResult::Fail("private protocol from 2001:db8:100::9: " + o6.detail);
@@ -561,6 +581,311 @@ CaseResult Untrusted(Context& ctx) {
   if (untrusted != 2) return CaseResult::Fail("stats untrusted grew by " + std::to_string(untrusted) + ", want 2");
   return CaseResult::Pass("trusted control honoured; untrusted IPv4 option: " + o.detail +
                           "; untrusted private protocol: " + o6.detail + "; untrusted +2");
+}
+
+// ---------------------------------------------------------------- issue 11 cases
+
+// Finding 1: since 5.12 (and 5.10.y) the kernel delivers UDPv6 datagrams from
+// a v4-mapped source; trusted_sources=198.51.100.0/24 must not trust one from
+// ::ffff:198.51.100.2 (IPv6 on the wire, sendable by anyone).
+CaseResult MappedSource(Context& ctx) {
+  Outcome c = Control(ctx);  // 198.51.100.2 over IPv4: trusted
+  if (!c.pass) return CaseResult::Fail(c.detail);
+  IpAddr mapped = Ip("::ffff:198.51.100.2");
+  auto before = ReadStats();
+  Endpoint c6{net::ClientV6(70), 42070};
+  Datagram d = Ignored(V6Dst(c6, DstOptUoa(c6)), false, "");
+  d.balancer = mapped;
+  Outcome o = SendOne(ctx, d, 70);
+  if (!o.pass) return CaseResult::Fail("destination option from ::ffff:198.51.100.2: " + o.detail);
+  Datagram p = Ignored(Opp({net::ClientV4(71), 42071}, true), false, "");
+  p.balancer = mapped;
+  Outcome op = SendOne(ctx, p, 71);
+  if (!op.pass) return CaseResult::Fail("private protocol from ::ffff:198.51.100.2: " + op.detail);
+  auto after = ReadStats();
+  unsigned long untrusted = after["untrusted"] - before["untrusted"];
+  unsigned long seen = after["found_dstopt"] - before["found_dstopt"];
+  // Not vacuous: the module must have seen the option and refused its source.
+  if (seen == 0 && o.detail.rfind("dropped", 0) == 0)
+    return CaseResult::Pass("not applicable: this kernel drops IPv6 packets from v4-mapped "
+                            "sources before the module sees them (" + o.detail + ")");
+  if (untrusted < 2)
+    return CaseResult::Fail("stats untrusted grew by " + std::to_string(untrusted) + ", want 2");
+  return CaseResult::Pass("IPv4 control honoured; destination option: " + o.detail +
+                          "; private protocol: " + op.detail + "; untrusted +" +
+                          std::to_string(untrusted));
+}
+
+// Sends one datagram to `server` (built as SendOne builds it); true when the
+// socket received it within `wait_ms`.
+util::Result<bool> SendAndReceive(Context& ctx, const Server& server, const Datagram& d,
+                                  const Endpoint& from, int wait_ms) {
+  UdpDatagram u;
+  u.src = from;
+  u.dst = server.local;
+  u.payload = {'f', 'w'};
+  u.ipv4_options = d.ipv4_options;
+  u.ipv6_dest_options = d.ipv6_dest_options;
+  if (!d.shim.empty()) {
+    u.shim = d.shim;
+    u.shim_protocol = kOppProto;
+  }
+  auto pkt = BuildUdp(u);
+  if (!pkt) return pkt.error();
+  if (auto st = ctx.tun.Write(*pkt); !st) return st.error();
+  auto got = RecvFromWithin(server.fd.get(), wait_ms);
+  return bool(got);
+}
+
+// Finding 2: an nftables rule `udp dport P drop` on the input hook must hold
+// for a datagram that arrives as protocol 248 (the module strips the header
+// and receives the datagram again as UDP), while port Q still delivers.
+CaseResult Firewall(Context& ctx) {
+  std::string detail;
+  for (bool v6 : {false, true}) {
+    std::string fam = v6 ? "IPv6" : "IPv4";
+    auto blocked = OpenServer(ctx, v6 ? Sock::kV6 : Sock::kV4, v6);
+    auto open = OpenServer(ctx, v6 ? Sock::kV6 : Sock::kV4, v6);
+    if (!blocked) return CaseResult::Fail(blocked.error().message);
+    if (!open) return CaseResult::Fail(open.error().message);
+    auto rule = NftUdpDropRule::Install("lbsim_uoa", blocked->local.port);
+    if (!rule) return CaseResult::Fail(rule.error().message);
+    Endpoint client{v6 ? net::ClientV6(80) : net::ClientV4(80), 42080};
+    Datagram plain, opp = Opp(client, v6);
+    IpAddr bal = v6 ? net::BalancerV6() : net::BalancerV4();
+    auto before = ReadStats();
+    // The datagram to the open port first: the path works with the table in.
+    Endpoint from_open{bal, ctx.NextBalancerPort()};
+    auto o = SendAndReceive(ctx, *open, opp, from_open, kRecvTimeoutMs);
+    if (!o) return CaseResult::Fail(o.error().message);
+    if (!*o)
+      return CaseResult::Fail(fam + ": protocol 248 datagram to the open port " +
+                              std::to_string(open->local.port) + " not received");
+    Lookup l = DoLookup(open->fd.get(), from_open, open->local);
+    if (l.err || l.real != client)
+      return CaseResult::Fail(fam + ": lookup on the open port gave " + l.ToString());
+    auto p = SendAndReceive(ctx, *blocked, plain, {bal, ctx.NextBalancerPort()}, 500);
+    if (!p) return CaseResult::Fail(p.error().message);
+    if (*p) return CaseResult::Fail(fam + ": the rule does not drop plain UDP (lab problem)");
+    auto b = SendAndReceive(ctx, *blocked, opp, {bal, ctx.NextBalancerPort()}, 1000);
+    if (!b) return CaseResult::Fail(b.error().message);
+    unsigned long stripped = ReadStats()["opp_stripped"] - before["opp_stripped"];
+    if (*b)
+      return CaseResult::Fail(fam + ": a protocol 248 datagram to UDP port " +
+                              std::to_string(blocked->local.port) +
+                              " passed the nftables rule `udp dport " +
+                              std::to_string(blocked->local.port) + " drop`");
+    if (stripped != 2)
+      return CaseResult::Fail(fam + ": opp_stripped grew by " + std::to_string(stripped) +
+                              ", want 2 (the module saw both)");
+    if (auto st = rule->Remove(); !st) return CaseResult::Fail(st.error().message);
+    detail += (detail.empty() ? "" : "; ") + fam + ": port " + std::to_string(open->local.port) +
+              " delivered 248 (real " + l.real.ToString() + "), port " +
+              std::to_string(blocked->local.port) + " dropped plain UDP and 248";
+  }
+  return CaseResult::Pass("udp dport drop rule on the input hook: " + detail);
+}
+
+// A second TUN opened with IFF_VNET_HDR: what is written carries a
+// virtio_net_hdr, so the kernel makes skbs in the checksum state it says
+// (VIRTIO_NET_HDR_F_NEEDS_CSUM: CHECKSUM_PARTIAL, as from a sender on this
+// host through veth). Its own subnets, 192.0.2.0/24 (TEST-NET-1) and
+// 2001:db8:300::/64, stay in the guest like the main ones.
+// struct virtio_net_hdr of <linux/virtio_net.h> (which C++ cannot include).
+struct VirtioNetHdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len, gso_size, csum_start, csum_offset;  // native byte order
+};
+constexpr uint8_t kVirtioNeedsCsum = 1, kVirtioGsoNone = 0;
+
+class VnetTun {
+ public:
+  static util::Result<VnetTun> Open(const char* name) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return util::MakeError(std::string("open /dev/net/tun: ") + strerror(errno));
+    ifreq ifr{};
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int err = errno;
+      close(fd);
+      return util::MakeError(std::string("TUNSETIFF ") + name + " (IFF_VNET_HDR): " + strerror(err));
+    }
+    return VnetTun(fd, name);
+  }
+  VnetTun(VnetTun&& o) noexcept : fd_(o.fd_), name_(std::move(o.name_)) { o.fd_ = -1; }
+  VnetTun(const VnetTun&) = delete;
+  ~VnetTun() {
+    if (fd_ >= 0) close(fd_);
+  }
+  const std::string& name() const { return name_; }
+  // `packet` as CHECKSUM_PARTIAL: its checksum at csum_start + csum_offset
+  // is left to "the device".
+  util::Status WritePartial(const Bytes& packet, uint16_t csum_start, uint16_t csum_offset) {
+    VirtioNetHdr h{};
+    static_assert(sizeof h == 10, "virtio_net_hdr is 10 bytes");
+    h.flags = kVirtioNeedsCsum;
+    h.gso_type = kVirtioGsoNone;
+    h.csum_start = csum_start;
+    h.csum_offset = csum_offset;
+    Bytes out(sizeof h);
+    memcpy(out.data(), &h, sizeof h);
+    out.insert(out.end(), packet.begin(), packet.end());
+    ssize_t n = write(fd_, out.data(), out.size());
+    if (n != ssize_t(out.size()))
+      return util::MakeError("write to " + name_ + ": " + (n < 0 ? strerror(errno) : "short write"));
+    return util::Ok{};
+  }
+
+ private:
+  VnetTun(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  int fd_;
+  std::string name_;
+};
+
+// Finding 6: a CHECKSUM_PARTIAL datagram in protocol 248 (the UDP checksum
+// field holds only the pseudo-header sum, to be completed by a device) must
+// reach the socket once the header is stripped; setting CHECKSUM_NONE made
+// UDP verify that incomplete checksum and drop it.
+CaseResult ChecksumPartial(Context& ctx) {
+  auto tun = VnetTun::Open("lbsimcsum0");
+  if (!tun) return CaseResult::Fail(tun.error().message);
+  IpAddr server_v4 = Ip("192.0.2.1"), bal_v4 = Ip("192.0.2.2");
+  IpAddr server_v6 = Ip("2001:db8:300::1"), bal_v6 = Ip("2001:db8:300::2");
+  if (auto st = AddAddress(tun->name(), server_v4, 24); !st) return CaseResult::Fail(st.error().message);
+  if (auto st = AddAddress(tun->name(), server_v6, 64); !st) return CaseResult::Fail(st.error().message);
+  if (auto st = SetLinkUp(tun->name()); !st) return CaseResult::Fail(st.error().message);
+  std::string detail;
+  for (bool v6 : {false, true}) {
+    for (bool opp : {false, true}) {
+      std::string what = std::string(v6 ? "IPv6" : "IPv4") + (opp ? " protocol 248" : " plain UDP");
+      Server s;
+      s.local = {v6 ? server_v6 : server_v4, ctx.NextServerPort()};
+      s.fd = Fd(socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      sockaddr_storage ss;
+      socklen_t sl = ToSockaddr(s.local, &ss);
+      if (bind(s.fd.get(), reinterpret_cast<sockaddr*>(&ss), sl) < 0)
+        return CaseResult::Fail("bind " + s.local.ToString() + ": " + strerror(errno));
+      Endpoint client{v6 ? net::ClientV6(90) : net::ClientV4(90), 42090};
+      UdpDatagram u;
+      u.src = {v6 ? bal_v6 : bal_v4, ctx.NextBalancerPort()};
+      u.dst = s.local;
+      u.payload.assign(64, 0x5c);
+      u.payload[0] = 'p';
+      if (opp) {
+        u.shim = OppFor(client);
+        u.shim_protocol = kOppProto;
+      }
+      auto pkt = BuildUdp(u);
+      if (!pkt) return CaseResult::Fail(pkt.error().message);
+      // The UDP header: after the IP header and the private header.
+      size_t udp_at = (v6 ? 40 : 20) + u.shim.size();
+      size_t udp_len = pkt->size() - udp_at;
+      // Replace the full checksum by the pseudo-header sum, as a sender
+      // leaving the rest to the device does.
+      uint8_t len_be[2] = {uint8_t(udp_len >> 8), uint8_t(udp_len)};
+      uint32_t sum = ChecksumAdd(0, u.src.addr.bytes, u.src.addr.size());
+      sum = ChecksumAdd(sum, u.dst.addr.bytes, u.dst.addr.size());
+      uint8_t proto[2] = {0, 17};
+      sum = ChecksumAdd(sum, proto, 2);
+      sum = ChecksumAdd(sum, len_be, 2);
+      uint16_t pseudo = uint16_t(~ChecksumFold(sum));
+      (*pkt)[udp_at + 6] = uint8_t(pseudo >> 8);
+      (*pkt)[udp_at + 7] = uint8_t(pseudo);
+      auto before = ReadStats();
+      if (auto st = tun->WritePartial(*pkt, uint16_t(udp_at), 6); !st)
+        return CaseResult::Fail(st.error().message);
+      auto got = RecvFromWithin(s.fd.get(), kRecvTimeoutMs);
+      if (!got) return CaseResult::Fail(what + " as CHECKSUM_PARTIAL: " + got.error().message);
+      if (opp) {
+        if (ReadStats()["opp_stripped"] - before["opp_stripped"] != 1)
+          return CaseResult::Fail(what + ": opp_stripped did not grow");
+        Lookup l = DoLookup(s.fd.get(), got->peer, s.local);
+        if (l.err || l.real != client) return CaseResult::Fail(what + ": lookup gave " + l.ToString());
+      }
+      detail += (detail.empty() ? "" : "; ") + what + " delivered";
+    }
+  }
+  return CaseResult::Pass("CHECKSUM_PARTIAL (virtio_net_hdr NEEDS_CSUM, pseudo-header sum only): " +
+                          detail);
+}
+
+// Finding 4: with trusted_sources set, a flood from untrusted sources and a
+// flood from the balancer to a port nobody listens on leave a live entry
+// alone (map_max=1000, so 4000 recorded datagrams would have evicted it), and
+// an untrusted datagram cannot set a client.
+CaseResult FloodFiltered(Context& ctx) {
+  constexpr uint32_t kEach = 2000;
+  auto s = OpenServer(ctx, Sock::kV4, false);
+  if (!s) return CaseResult::Fail(s.error().message);
+  int small = 4096;
+  setsockopt(s->fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  Endpoint live_client{net::ClientV4(100), 42100};
+  Endpoint live_from{net::BalancerV4(), ctx.NextBalancerPort()};
+  auto r = SendAndReceive(ctx, *s, V4Opt(live_client), live_from, kRecvTimeoutMs);
+  if (!r || !*r) return CaseResult::Fail("the live datagram was not received");
+  Lookup first = DoLookup(s->fd.get(), live_from, s->local);
+  if (first.err || first.real != live_client)
+    return CaseResult::Fail("live entry not recorded: " + first.ToString());
+  auto before = ReadStats();
+  uint16_t no_listener = ctx.NextServerPort();  // never bound
+  for (uint32_t i = 0; i < 2 * kEach; i++) {
+    UdpDatagram u;
+    bool untrusted = i < kEach;
+    u.src = {untrusted ? Ip("198.51.100.10") : net::BalancerV4(), uint16_t(30000 + i % kEach)};
+    if (untrusted) u.src.addr.bytes[3] = uint8_t(10 + i % 4);
+    u.dst = untrusted ? s->local : Endpoint{net::ServerV4(), no_listener};
+    u.ipv4_options = Ipv4Uoa({net::ClientV4(i), uint16_t(1024 + i)});
+    auto pkt = BuildUdp(u);
+    if (!pkt) return CaseResult::Fail(pkt.error().message);
+    if (auto st = ctx.tun.Write(*pkt); !st) return CaseResult::Fail(st.error().message);
+    if (i % 512 == 0) ctx.tun.Drain();
+  }
+  ctx.tun.Drain();
+  // Let the backlog drain before reading the counters.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto after = ReadStats();
+  std::string counts = "untrusted +" + std::to_string(after["untrusted"] - before["untrusted"]) +
+                       ", no_socket +" + std::to_string(after["no_socket"] - before["no_socket"]) +
+                       ", saved +" + std::to_string(after["saved"] - before["saved"]) +
+                       ", evicted +" + std::to_string(after["evicted"] - before["evicted"]) +
+                       ", entries " + std::to_string(after["entries"]);
+  if (after["found_ipopt"] - before["found_ipopt"] < kEach)
+    return CaseResult::Fail(counts + ": the flood did not reach the module");
+  Lookup still = DoLookup(s->fd.get(), live_from, s->local);
+  if (still.err || still.real != live_client)
+    return CaseResult::Fail(counts + "; the live entry is gone or changed: " + still.ToString());
+  if (after["saved"] != before["saved"])
+    return CaseResult::Fail(counts + ": flood datagrams were recorded");
+  Lookup spoof = DoLookup(s->fd.get(), {Ip("198.51.100.10"), 30000}, s->local);
+  if (spoof.err != ENOENT) return CaseResult::Fail(counts + "; an untrusted datagram set " + spoof.ToString());
+  return CaseResult::Pass(counts + "; the live entry still gives " + still.real.ToString());
+}
+
+// Item 9: a socket may look up only datagrams sent to its own address and
+// port; another socket asking about them gets ENOENT.
+CaseResult LookupOtherSocket(Context& ctx) {
+  auto a = OpenServer(ctx, Sock::kV4, false);
+  auto b = OpenServer(ctx, Sock::kV4, false);
+  auto dual = OpenServer(ctx, Sock::kDual, false);
+  if (!a || !b || !dual) return CaseResult::Fail("cannot open the server sockets");
+  Endpoint client{net::ClientV4(110), 42110};
+  Endpoint from{net::BalancerV4(), ctx.NextBalancerPort()};
+  auto r = SendAndReceive(ctx, *a, V4Opt(client), from, kRecvTimeoutMs);
+  if (!r || !*r) return CaseResult::Fail("datagram to socket A not received");
+  Lookup own = DoLookup(a->fd.get(), from, a->local);
+  if (own.err || own.real != client) return CaseResult::Fail("socket A's own lookup gave " + own.ToString());
+  Lookup other = DoLookup(b->fd.get(), from, a->local);
+  if (other.err != ENOENT)
+    return CaseResult::Fail("socket B (port " + std::to_string(b->local.port) +
+                            ") read socket A's client: " + other.ToString());
+  Lookup wild = DoLookup(dual->fd.get(), from, a->local);
+  if (wild.err != ENOENT)
+    return CaseResult::Fail("a wildcard socket on another port read socket A's client: " +
+                            wild.ToString());
+  return CaseResult::Pass("socket A: " + own.real.ToString() +
+                          "; socket B and a wildcard socket on other ports: ENOENT");
 }
 
 // A datagram from balancer port 61000 (never used by NextBalancerPort) to
@@ -746,6 +1071,13 @@ std::vector<Case> UoaCases() {
   cases.push_back({"uoa", "flood_200000_map_max_10000", "map_max=10000", Flood});
   cases.push_back({"uoa", "untrusted_source_ignored",
                    "trusted_sources=198.51.100.2/32,2001:db8:100::2/128", Untrusted});
+  cases.push_back({"uoa", "mapped_source_udpv6_ignored",
+                   "trusted_sources=198.51.100.0/24", MappedSource});
+  cases.push_back({"uoa", "firewall_udp_rule_holds_for_248", "", Firewall});
+  cases.push_back({"uoa", "checksum_partial_248", "", ChecksumPartial});
+  cases.push_back({"uoa", "flood_filtered_keeps_live_entry",
+                   "map_max=1000 trusted_sources=198.51.100.2/32", FloodFiltered});
+  cases.push_back({"uoa", "lookup_other_socket_enoent", "", LookupOtherSocket});
   cases.push_back({"uoa", "child_netns", "", ChildNetns});
   cases.push_back({"uoa", "rmmod_insmod_under_udp_load_20", std::nullopt, RmmodUnderLoad});
   return cases;

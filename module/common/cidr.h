@@ -288,24 +288,34 @@ static inline int tb_cidr_contains(const struct tb_cidr *c, int family,
 	return 1;
 }
 
+static inline int tb_cidr_v4mapped(const uint8_t *addr)
+{
+	static const uint8_t prefix[12] = {
+		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+	};
+
+	return !memcmp(addr, prefix, sizeof(prefix));
+}
+
 /*
  * Does the list hold @addr (family 4: 4 bytes, family 6: 16 bytes)? An
- * empty list matches nothing; callers decide what "empty" means. An
- * IPv4-mapped IPv6 address (::ffff:a.b.c.d) also matches IPv4 entries.
+ * empty list matches nothing; callers decide what "empty" means.
+ *
+ * An IPv6 source in ::ffff:0:0/96 matches nothing, neither IPv4 entries
+ * nor IPv6 entries covering it: such a packet is IPv6 on the wire, and
+ * since 5.12 (and 5.10.y) the kernel no longer drops IPv6 packets with a
+ * v4-mapped source, so anyone reaching the host can send one. Trusting
+ * it for an IPv4 entry would let "10.0.0.0/8" admit "::ffff:10.0.0.5".
  */
 static inline int tb_cidr_list_match(const struct tb_cidr_list *list,
 				     int family, const uint8_t *addr)
 {
-	static const uint8_t mapped[12] = {
-		0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
-	};
 	int i;
 
+	if (family == 6 && tb_cidr_v4mapped(addr))
+		return 0;
 	for (i = 0; i < list->count; i++) {
 		if (tb_cidr_contains(&list->entries[i], family, addr))
-			return 1;
-		if (family == 6 && !memcmp(addr, mapped, 12) &&
-		    tb_cidr_contains(&list->entries[i], 4, addr + 12))
 			return 1;
 	}
 	return 0;

@@ -109,11 +109,24 @@ TEST_CASE("cidr: IPv6 prefixes", "[cidr]") {
   CHECK_FALSE(Match(list, "198.51.100.2"));
 }
 
-TEST_CASE("cidr: IPv4-mapped IPv6 matches IPv4 entries", "[cidr]") {
-  tb_cidr_list list = Parse("198.51.100.0/24");
-  CHECK(Match(list, "::ffff:198.51.100.2"));
+// Issue 11 finding 1: an IPv6 packet from ::ffff:a.b.c.d must not be trusted
+// by an IPv4 entry (the kernel delivers such UDPv6 datagrams since 5.12).
+TEST_CASE("cidr: an IPv4 entry never matches an IPv6 (v4-mapped) address", "[cidr]") {
+  tb_cidr_list list = Parse("198.51.100.0/24,10.0.0.0/8");
+  CHECK(Match(list, "198.51.100.2"));
+  CHECK(Match(list, "10.0.0.5"));
+  CHECK_FALSE(Match(list, "::ffff:198.51.100.2"));
+  CHECK_FALSE(Match(list, "::ffff:10.0.0.5"));
   CHECK_FALSE(Match(list, "::ffff:198.51.99.2"));
   CHECK_FALSE(Match(list, "::198.51.100.2"));
+}
+
+TEST_CASE("cidr: v4-mapped IPv6 sources match no entry, not even ::/0", "[cidr]") {
+  tb_cidr_list list = Parse("::/0,::ffff:0:0/96,0.0.0.0/0");
+  CHECK(Match(list, "2001:db8::1"));
+  CHECK(Match(list, "10.0.0.5"));
+  CHECK_FALSE(Match(list, "::ffff:10.0.0.5"));
+  CHECK(Match(list, "::fffe:10.0.0.5"));  // only ::ffff:0:0/96 is v4-mapped
 }
 
 TEST_CASE("cidr: bad input says what and where", "[cidr]") {

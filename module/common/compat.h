@@ -309,4 +309,75 @@ static const struct file_operations show##_fops = {			\
 	proc_create_data(name, mode, parent, &show##_fops, data)
 #endif
 
+/* ---- UOA: receiving a stripped datagram again, local socket lookup ---- */
+
+/* nf_reset() was renamed nf_reset_ct() (5.4): an inline, nothing to test. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 4, 0)
+#define nf_reset_ct(skb)	nf_reset(skb)
+#endif
+
+#if IS_ENABLED(CONFIG_IPV6)
+#ifdef sk_v6_rcv_saddr
+#define tb_sk_v6_rcv_saddr(sk)	((sk)->sk_v6_rcv_saddr)
+#else
+#define tb_sk_v6_rcv_saddr(sk)	(inet6_sk(sk)->rcv_saddr)
+#endif
+#endif
+
+/*
+ * Does a UDP socket of @net receive this 4-tuple? udp4_lib_lookup() and
+ * udp6_lib_lookup() (they take a reference) are exported only when the
+ * kernel has the netfilter socket or TPROXY matches (Debian: as modules);
+ * without them every datagram counts as having a socket.
+ */
+#include <net/udp.h>
+#if IS_ENABLED(CONFIG_NF_TPROXY_IPV4) || IS_ENABLED(CONFIG_NF_SOCKET_IPV4)
+static inline bool tb_udp4_socket_exists(struct net *net, __be32 saddr,
+					 __be16 sport, __be32 daddr,
+					 __be16 dport, int dif)
+{
+	struct sock *sk = udp4_lib_lookup(net, saddr, sport, daddr, dport,
+					  dif);
+
+	if (!sk)
+		return false;
+	sock_put(sk);
+	return true;
+}
+#else
+static inline bool tb_udp4_socket_exists(struct net *net, __be32 saddr,
+					 __be16 sport, __be32 daddr,
+					 __be16 dport, int dif)
+{
+	return true;
+}
+#endif
+
+#if IS_ENABLED(CONFIG_IPV6) && \
+	(IS_ENABLED(CONFIG_NF_TPROXY_IPV6) || IS_ENABLED(CONFIG_NF_SOCKET_IPV6))
+static inline bool tb_udp6_socket_exists(struct net *net,
+					 const struct in6_addr *saddr,
+					 __be16 sport,
+					 const struct in6_addr *daddr,
+					 __be16 dport, int dif)
+{
+	struct sock *sk = udp6_lib_lookup(net, saddr, sport, daddr, dport,
+					  dif);
+
+	if (!sk)
+		return false;
+	sock_put(sk);
+	return true;
+}
+#else
+static inline bool tb_udp6_socket_exists(struct net *net,
+					 const struct in6_addr *saddr,
+					 __be16 sport,
+					 const struct in6_addr *daddr,
+					 __be16 dport, int dif)
+{
+	return true;
+}
+#endif
+
 #endif /* TB_COMPAT_H */

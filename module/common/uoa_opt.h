@@ -38,6 +38,8 @@
 
 #define UOA_OPP_PROTO		248
 #define UOA_OPP_HDR_LEN		4
+/* The fixed part plus as much option space as an IPv4 header has. */
+#define UOA_OPP_HDR_MAX		(UOA_OPP_HDR_LEN + 40)
 #define UOA_OPP_VERSION_V4	1
 #define UOA_OPP_VERSION_V6	2
 
@@ -47,6 +49,16 @@
 #define UOA_NEXTHDR_DEST	60
 /* Extension headers walked before giving up (a chain longer is abuse). */
 #define UOA_EXTHDR_MAX		8
+/*
+ * What the kernel's ip6_parse_tlv() refuses, so that an option is never
+ * taken from a header the kernel then drops: more than 7 bytes of
+ * padding in a row, PadN with non-zero data, more options than
+ * net.ipv6.conf.*.max_dst_opts_number (default 8), an unknown option
+ * whose type says "discard".
+ */
+#define UOA_TLV_PADN		1
+#define UOA_TLV_PAD_MAX		7
+#define UOA_TLV_COUNT_MAX	8
 
 enum uoa_parse_status {
 	UOA_PARSE_NONE = 0,	/* well-formed, no UOA option */
@@ -74,12 +86,14 @@ static inline void uoa_real_set(struct uoa_real *out, int family,
  * IPv4-style option list (the IPv4 header options, or the option area of
  * a private-protocol header) of @len bytes. EOL ends the list, NOP is one
  * byte, everything else is type/length/data. The first UOA option decides:
- * length 8 or 20 is FOUND, any other length is BAD. A length below 2 or
- * past the end is BAD (the rest cannot be framed).
+ * length 8 or 20 is FOUND, any other length is BAD. The whole list is
+ * framed: a length below 2 or past the end anywhere is BAD (the kernel
+ * drops such a packet, so an option before it must not count).
  */
 static inline int uoa_parse_ipv4_options(const uint8_t *opt, unsigned int len,
 					 struct uoa_real *out)
 {
+	int result = UOA_PARSE_NONE;
 	unsigned int i = 0;
 
 	while (i < len) {
@@ -97,38 +111,41 @@ static inline int uoa_parse_ipv4_options(const uint8_t *opt, unsigned int len,
 		olen = opt[i + 1];
 		if (olen < 2 || olen > len - i)
 			return UOA_PARSE_BAD;
-		if (type == UOA_OPT_TYPE) {
-			if (olen == UOA_IPOPT_LEN_V4) {
+		if (type == UOA_OPT_TYPE && result == UOA_PARSE_NONE) {
+			if (olen == UOA_IPOPT_LEN_V4)
 				uoa_real_set(out, 4, opt + i + 2);
-				return UOA_PARSE_FOUND;
-			}
-			if (olen == UOA_IPOPT_LEN_V6) {
+			else if (olen == UOA_IPOPT_LEN_V6)
 				uoa_real_set(out, 6, opt + i + 2);
-				return UOA_PARSE_FOUND;
-			}
-			return UOA_PARSE_BAD;
+			else
+				return UOA_PARSE_BAD;
+			result = UOA_PARSE_FOUND;
 		}
 		i += olen;
 	}
-	return UOA_PARSE_NONE;
+	return result;
 }
 
 /*
  * The TLVs of one IPv6 destination-options (or hop-by-hop) header: @hdr
  * points at its first byte (next header), @len is its full length
  * ((hdr[1] + 1) * 8, checked by the caller). Pad1 is one byte, PadN and
- * every other option are type/data length/data.
+ * every other option are type/data length/data. The first UOA option
+ * decides; the whole header must pass the kernel's checks (see
+ * UOA_TLV_PAD_MAX), else BAD.
  */
 static inline int uoa_parse_ipv6_tlvs(const uint8_t *hdr, unsigned int len,
 				      struct uoa_real *out)
 {
-	unsigned int i = 2;
+	unsigned int i = 2, padlen = 0, count = 0, k;
+	int result = UOA_PARSE_NONE;
 
 	while (i < len) {
 		uint8_t type = hdr[i];
 		unsigned int dlen;
 
 		if (type == 0) {	/* Pad1 */
+			if (++padlen > UOA_TLV_PAD_MAX)
+				return UOA_PARSE_BAD;
 			i++;
 			continue;
 		}
@@ -137,20 +154,34 @@ static inline int uoa_parse_ipv6_tlvs(const uint8_t *hdr, unsigned int len,
 		dlen = hdr[i + 1];
 		if (dlen > len - i - 2)
 			return UOA_PARSE_BAD;
-		if (type == UOA_OPT_TYPE) {
-			if (dlen == UOA_DSTOPT_DLEN_V6) {
-				uoa_real_set(out, 6, hdr + i + 2);
-				return UOA_PARSE_FOUND;
+		if (type == UOA_TLV_PADN) {
+			padlen += 2 + dlen;
+			if (padlen > UOA_TLV_PAD_MAX)
+				return UOA_PARSE_BAD;
+			for (k = 0; k < dlen; k++)
+				if (hdr[i + 2 + k])
+					return UOA_PARSE_BAD;
+		} else {
+			padlen = 0;
+			if (++count > UOA_TLV_COUNT_MAX)
+				return UOA_PARSE_BAD;
+			if (type == UOA_OPT_TYPE) {
+				if (dlen != UOA_DSTOPT_DLEN_V6 &&
+				    dlen != UOA_DSTOPT_DLEN_V4)
+					return UOA_PARSE_BAD;
+				if (result == UOA_PARSE_NONE)
+					uoa_real_set(out, dlen ==
+						     UOA_DSTOPT_DLEN_V6 ? 6 : 4,
+						     hdr + i + 2);
+				result = UOA_PARSE_FOUND;
+			} else if (type >> 6) {
+				/* Unknown to us; the kernel discards it. */
+				return UOA_PARSE_BAD;
 			}
-			if (dlen == UOA_DSTOPT_DLEN_V4) {
-				uoa_real_set(out, 4, hdr + i + 2);
-				return UOA_PARSE_FOUND;
-			}
-			return UOA_PARSE_BAD;
 		}
 		i += 2 + dlen;
 	}
-	return UOA_PARSE_NONE;
+	return result;
 }
 
 /*
@@ -198,28 +229,31 @@ static inline int uoa_parse_ipv6_exthdrs(const uint8_t *buf, unsigned int len,
 }
 
 /*
- * Private-protocol header at @buf (@len bytes up to the end of the
- * packet). *hdr_len is set to the header length when the header can be
- * removed safely (version 1 or 2, length at least 4 and inside the
- * packet, leaving room for a UDP header, next protocol UDP), else to 0 and
- * the packet must be left as it is. The return value is the parse of the
- * options inside: a header that can be removed but carries no or a broken
- * UOA option still lets the datagram through.
+ * Private-protocol header at @buf, of which @buf_len bytes may be read,
+ * @avail bytes up to the end of the packet (@buf_len <= @avail: a caller
+ * copies only what a header can span, UOA_OPP_HDR_MAX). *hdr_len is set
+ * to the header length when the header can be removed safely (version 1
+ * or 2, length at least 4, inside the bytes read and the packet, leaving
+ * room for a UDP header, next protocol UDP), else to 0 and the header
+ * cannot be removed. The return value is the parse of the options inside:
+ * a header that can be removed but carries no or a broken UOA option
+ * still lets the datagram through.
  */
-static inline int uoa_parse_opp(const uint8_t *buf, unsigned int len,
-				struct uoa_real *out, unsigned int *hdr_len)
+static inline int uoa_parse_opp(const uint8_t *buf, unsigned int buf_len,
+				unsigned int avail, struct uoa_real *out,
+				unsigned int *hdr_len)
 {
 	unsigned int version, hlen;
 
 	*hdr_len = 0;
-	if (len < UOA_OPP_HDR_LEN)
+	if (buf_len > avail || buf_len < UOA_OPP_HDR_LEN)
 		return UOA_PARSE_BAD;
 	version = buf[0] >> 4;
 	hlen = ((unsigned int)buf[2] << 8) | buf[3];
 	if (version != UOA_OPP_VERSION_V4 && version != UOA_OPP_VERSION_V6)
 		return UOA_PARSE_BAD;
 	if (buf[1] != UOA_IPPROTO_UDP || hlen < UOA_OPP_HDR_LEN ||
-	    hlen > len || len - hlen < 8)
+	    hlen > buf_len || avail - hlen < 8)
 		return UOA_PARSE_BAD;
 	*hdr_len = hlen;
 	return uoa_parse_ipv4_options(buf + UOA_OPP_HDR_LEN,

@@ -203,16 +203,16 @@ TEST_CASE("private protocol 248: all four directions", "[uoa]") {
   unsigned hlen = 0;
   Bytes udp(8, 0);
   Bytes p44 = Cat({Opp(1, kIpOptV4), udp});
-  REQUIRE(uoa_parse_opp(p44.data(), unsigned(p44.size()), &r, &hlen) == UOA_PARSE_FOUND);
+  REQUIRE(uoa_parse_opp(p44.data(), unsigned(p44.size()), unsigned(p44.size()), &r, &hlen) == UOA_PARSE_FOUND);
   REQUIRE(hlen == 12);
   RequireV4(r);
   Bytes p66 = Cat({Opp(2, kIpOptV6), udp});
-  REQUIRE(uoa_parse_opp(p66.data(), unsigned(p66.size()), &r, &hlen) == UOA_PARSE_FOUND);
+  REQUIRE(uoa_parse_opp(p66.data(), unsigned(p66.size()), unsigned(p66.size()), &r, &hlen) == UOA_PARSE_FOUND);
   REQUIRE(hlen == 24);
   RequireV6(r);
   // Version 1 with an IPv6 client (as DPVS's own test tools send it).
   Bytes v1 = Cat({Opp(1, kIpOptV6), udp});
-  REQUIRE(uoa_parse_opp(v1.data(), unsigned(v1.size()), &r, &hlen) == UOA_PARSE_FOUND);
+  REQUIRE(uoa_parse_opp(v1.data(), unsigned(v1.size()), unsigned(v1.size()), &r, &hlen) == UOA_PARSE_FOUND);
   RequireV6(r);
 }
 
@@ -221,16 +221,16 @@ TEST_CASE("private protocol 248: removable but broken option", "[uoa]") {
   unsigned hlen = 0;
   Bytes udp(8, 0);
   Bytes inner12 = Cat({Opp(1, Cat({{0x1f, 12}, kPortV4, {0, 0, 0, 0}})), udp});
-  REQUIRE(uoa_parse_opp(inner12.data(), unsigned(inner12.size()), &r, &hlen) == UOA_PARSE_BAD);
+  REQUIRE(uoa_parse_opp(inner12.data(), unsigned(inner12.size()), unsigned(inner12.size()), &r, &hlen) == UOA_PARSE_BAD);
   REQUIRE(hlen == 16);
   Bytes cut = kIpOptV6;
   cut.resize(8);
   Bytes inner_past = Cat({Opp(2, cut), udp});
-  REQUIRE(uoa_parse_opp(inner_past.data(), unsigned(inner_past.size()), &r, &hlen) ==
+  REQUIRE(uoa_parse_opp(inner_past.data(), unsigned(inner_past.size()), unsigned(inner_past.size()), &r, &hlen) ==
           UOA_PARSE_BAD);
   REQUIRE(hlen == 12);
   Bytes empty = Cat({Opp(1, {}), udp});
-  REQUIRE(uoa_parse_opp(empty.data(), unsigned(empty.size()), &r, &hlen) == UOA_PARSE_NONE);
+  REQUIRE(uoa_parse_opp(empty.data(), unsigned(empty.size()), unsigned(empty.size()), &r, &hlen) == UOA_PARSE_NONE);
   REQUIRE(hlen == 4);
 }
 
@@ -240,22 +240,99 @@ TEST_CASE("private protocol 248: header that cannot be removed", "[uoa]") {
   Bytes udp(8, 0);
   Bytes too_long = Cat({Opp(1, kIpOptV4), udp});
   too_long[3] = 0x40;  // length 64 > packet
-  REQUIRE(uoa_parse_opp(too_long.data(), unsigned(too_long.size()), &r, &hlen) == UOA_PARSE_BAD);
+  REQUIRE(uoa_parse_opp(too_long.data(), unsigned(too_long.size()), unsigned(too_long.size()), &r, &hlen) == UOA_PARSE_BAD);
   REQUIRE(hlen == 0);
   Bytes too_short = Cat({Opp(1, kIpOptV4), udp});
   too_short[3] = 2;
-  REQUIRE(uoa_parse_opp(too_short.data(), unsigned(too_short.size()), &r, &hlen) == UOA_PARSE_BAD);
+  REQUIRE(uoa_parse_opp(too_short.data(), unsigned(too_short.size()), unsigned(too_short.size()), &r, &hlen) == UOA_PARSE_BAD);
   REQUIRE(hlen == 0);
   Bytes no_udp_room = Opp(1, kIpOptV4);  // nothing after the header
-  REQUIRE(uoa_parse_opp(no_udp_room.data(), unsigned(no_udp_room.size()), &r, &hlen) ==
+  REQUIRE(uoa_parse_opp(no_udp_room.data(), unsigned(no_udp_room.size()), unsigned(no_udp_room.size()), &r, &hlen) ==
           UOA_PARSE_BAD);
   REQUIRE(hlen == 0);
   Bytes tcp = Cat({Opp(1, kIpOptV4, 6), udp});
-  REQUIRE(uoa_parse_opp(tcp.data(), unsigned(tcp.size()), &r, &hlen) == UOA_PARSE_BAD);
+  REQUIRE(uoa_parse_opp(tcp.data(), unsigned(tcp.size()), unsigned(tcp.size()), &r, &hlen) == UOA_PARSE_BAD);
   REQUIRE(hlen == 0);
   Bytes version3 = Cat({Opp(3, kIpOptV4), udp});
-  REQUIRE(uoa_parse_opp(version3.data(), unsigned(version3.size()), &r, &hlen) == UOA_PARSE_BAD);
+  REQUIRE(uoa_parse_opp(version3.data(), unsigned(version3.size()), unsigned(version3.size()), &r, &hlen) == UOA_PARSE_BAD);
   REQUIRE(hlen == 0);
-  REQUIRE(uoa_parse_opp(udp.data(), 3, &r, &hlen) == UOA_PARSE_BAD);
+  REQUIRE(uoa_parse_opp(udp.data(), 3, 3, &r, &hlen) == UOA_PARSE_BAD);
   REQUIRE(hlen == 0);
+}
+
+namespace {
+
+// What the kernel module passes: the bytes it copied (at most
+// UOA_OPP_HDR_MAX) and the bytes up to the end of the packet.
+int ParseOppCopied(const Bytes& packet, uoa_real* r, unsigned* hlen) {
+  unsigned avail = unsigned(packet.size());
+  unsigned copied = avail < UOA_OPP_HDR_MAX ? avail : UOA_OPP_HDR_MAX;
+  Bytes copy(packet.begin(), packet.begin() + copied);  // nothing beyond is readable
+  return uoa_parse_opp(copy.data(), copied, avail, r, hlen);
+}
+
+}  // namespace
+
+TEST_CASE("private protocol 248: bytes read vs bytes available", "[uoa]") {
+  uoa_real r;
+  unsigned hlen = 99;
+  // A long datagram: only the header's bytes are read, the rest must fit.
+  Bytes big = Cat({Opp(1, kIpOptV4), Bytes(1400, 0x55)});
+  REQUIRE(ParseOppCopied(big, &r, &hlen) == UOA_PARSE_FOUND);
+  REQUIRE(hlen == 12);
+  RequireV4(r);
+  // The largest header (40 bytes of options) with UDP behind it.
+  Bytes opts = Cat({kIpOptV6, Bytes(20, 1)});
+  Bytes max = Cat({Opp(2, opts), Bytes(8, 0)});
+  REQUIRE(ParseOppCopied(max, &r, &hlen) == UOA_PARSE_FOUND);
+  REQUIRE(hlen == UOA_OPP_HDR_MAX);
+  // A length beyond the bytes read cannot be removed, even when the
+  // packet is long enough.
+  Bytes beyond = big;
+  beyond[3] = UOA_OPP_HDR_MAX + 4;
+  REQUIRE(ParseOppCopied(beyond, &r, &hlen) == UOA_PARSE_BAD);
+  REQUIRE(hlen == 0);
+  // More bytes read than available is a caller error: refused.
+  REQUIRE(uoa_parse_opp(big.data(), 20, 10, &r, &hlen) == UOA_PARSE_BAD);
+  REQUIRE(hlen == 0);
+}
+
+// Issue 11, item 9: an option the module took from a header the kernel then
+// drops recorded an entry for a datagram nobody received.
+TEST_CASE("IPv4 options: a broken option after the UOA one is BAD", "[uoa]") {
+  uoa_real r;
+  Bytes after_len1 = Cat({kIpOptV4, {7, 1, 0, 0}});
+  REQUIRE(uoa_parse_ipv4_options(after_len1.data(), unsigned(after_len1.size()), &r) ==
+          UOA_PARSE_BAD);
+  Bytes after_past = Cat({kIpOptV4, {7, 9, 0, 0}});
+  REQUIRE(uoa_parse_ipv4_options(after_past.data(), unsigned(after_past.size()), &r) ==
+          UOA_PARSE_BAD);
+  Bytes after_eol = Cat({kIpOptV4, {0, 7, 1, 0}});  // after EOL: not options
+  REQUIRE(uoa_parse_ipv4_options(after_eol.data(), unsigned(after_eol.size()), &r) ==
+          UOA_PARSE_FOUND);
+  Bytes two = Cat({kIpOptV4, Cat({{0x1f, 8}, {0, 1, 1, 1, 1, 1}})});  // the first decides
+  REQUIRE(uoa_parse_ipv4_options(two.data(), unsigned(two.size()), &r) == UOA_PARSE_FOUND);
+  RequireV4(r);
+}
+
+TEST_CASE("IPv6 destination options: what the kernel drops is BAD", "[uoa]") {
+  uoa_real r;
+  Bytes padn_data = PadN(6);
+  padn_data[3] = 1;  // PadN with non-zero data
+  Bytes h1 = DstHdr(17, Cat({kDstOptV4, padn_data}));
+  REQUIRE(uoa_parse_ipv6_tlvs(h1.data(), unsigned(h1.size()), &r) == UOA_PARSE_BAD);
+  Bytes pad8 = Cat({PadN(4), PadN(4)});  // 8 bytes of padding in a row
+  Bytes h2 = DstHdr(17, Cat({kDstOptV6, pad8, PadN(2)}));
+  REQUIRE(uoa_parse_ipv6_tlvs(h2.data(), unsigned(h2.size()), &r) == UOA_PARSE_BAD);
+  Bytes discard = {0x41, 4, 0, 0, 0, 0};  // unknown, action 01: discard
+  Bytes h3 = DstHdr(17, Cat({kDstOptV4, discard}));
+  REQUIRE(uoa_parse_ipv6_tlvs(h3.data(), unsigned(h3.size()), &r) == UOA_PARSE_BAD);
+  Bytes skip = {0x3e, 4, 0, 0, 0, 0};  // unknown, action 00: skipped
+  Bytes h4 = DstHdr(17, Cat({kDstOptV4, skip}));
+  REQUIRE(uoa_parse_ipv6_tlvs(h4.data(), unsigned(h4.size()), &r) == UOA_PARSE_FOUND);
+  RequireV4(r);
+  Bytes many;
+  for (int i = 0; i < 9; i++) many = Cat({many, {0x3e, 0}});  // 9 options > 8
+  Bytes h5 = DstHdr(17, Cat({kDstOptV4, many, PadN(4)}));
+  REQUIRE(uoa_parse_ipv6_tlvs(h5.data(), unsigned(h5.size()), &r) == UOA_PARSE_BAD);
 }

@@ -9,15 +9,19 @@
  * carry one pay anything: an ftrace callback on the kernel's IPv4 option
  * compiler and its IPv6 destination-options handler (both run only for
  * packets with options), and a handler for IP protocol 248 that
- * removes the private header and gives the datagram back to UDP. No
- * netfilter hook: one would put every packet of the host on netfilter's
- * slow path. Each records, in the namespace of the receiving device,
+ * removes the private header and receives the datagram again as UDP, so
+ * netfilter (PREROUTING, conntrack, INPUT) sees it as the UDP datagram it
+ * is. No netfilter hook: one would put every packet of the host on
+ * netfilter's slow path. A datagram is recorded only when it comes from a
+ * trusted source and a local UDP socket will receive it; each record,
+ * in the namespace of the receiving device, maps
  *
  *	(netns, af, saddr, daddr, sport, dport as the socket sees them)
  *		-> (real af, address, port)
  *
  * in a hash table that applications query with
- * getsockopt(IPPROTO_IP, UOA_SO_GET_LOOKUP) (see uoa.h).
+ * getsockopt(IPPROTO_IP, UOA_SO_GET_LOOKUP) (see uoa.h), each for the
+ * datagrams of its own socket's local address and port only.
  *
  * Map: one global table (buckets are RCU lists, writers take a per-bucket
  * spinlock), each network namespace keeps its own entries on an age list
@@ -25,6 +29,8 @@
  * Lookups and datagrams without an option take no lock. When a namespace
  * holds map_max entries, a new entry evicts the oldest one: the newest
  * client is always served, memory stays bounded (counted as "evicted").
+ * All namespaces together hold at most map_max_total entries: beyond it a
+ * namespace evicts its own oldest entry, or records nothing ("full").
  * Entries older than map_timeout seconds are not returned and are freed by
  * a per-namespace delayed work.
  */
@@ -44,13 +50,18 @@
 #include <linux/ip.h>
 #include <linux/ipv6.h>
 #include <linux/udp.h>
+#include <linux/netdevice.h>
 #include <linux/netfilter.h>
 #include <linux/ftrace.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/uaccess.h>
+#include <net/checksum.h>
 #include <net/ip.h>
 #include <net/protocol.h>
+#include <net/route.h>
+#include <net/udp.h>
+#include <net/netfilter/nf_conntrack.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 
@@ -68,6 +79,10 @@ static unsigned int map_max = 65536;
 module_param(map_max, uint, 0644);
 MODULE_PARM_DESC(map_max, "Entries per network namespace; beyond it the oldest is evicted (default 65536)");
 
+static unsigned int map_max_total = 262144;
+module_param(map_max_total, uint, 0644);
+MODULE_PARM_DESC(map_max_total, "Entries of all network namespaces together (default 262144)");
+
 static char *trusted_sources = "";
 module_param(trusted_sources, charp, 0444);
 MODULE_PARM_DESC(trusted_sources, "Comma-separated CIDRs of the balancers; options from other sources are ignored (default: trust all)");
@@ -80,15 +95,19 @@ enum {
 	UOA_ST_DSTOPT,		/* IPv6 destination option found */
 	UOA_ST_OPP,		/* private-protocol option found */
 	UOA_ST_OPP_STRIPPED,	/* private-protocol header removed */
-	UOA_ST_OPP_UNTOUCHED,	/* private-protocol header unusable, left */
+	UOA_ST_OPP_UNTOUCHED,	/* private-protocol header unusable, dropped */
 	UOA_ST_MALFORMED,	/* broken option, ignored */
-	UOA_ST_UNTRUSTED,	/* option from an untrusted source, ignored */
+	UOA_ST_UNTRUSTED,	/* option from an untrusted source, ignored
+				 * (private protocol: dropped)
+				 */
+	UOA_ST_NO_SOCKET,	/* no local UDP socket receives it: not saved */
 	UOA_ST_SAVED,		/* new entry */
 	UOA_ST_REFRESHED,	/* same entry seen again */
 	UOA_ST_REPLACED,	/* same key, new real client */
 	UOA_ST_EVICTED,		/* oldest entry dropped for a new one */
 	UOA_ST_EXPIRED,		/* entry freed after map_timeout */
 	UOA_ST_NOMEM,		/* entry allocation failed */
+	UOA_ST_FULL,		/* map_max_total reached, nothing to evict */
 	UOA_ST_LOOKUP_HIT,
 	UOA_ST_LOOKUP_MISS,
 	UOA_ST_LOOKUP_INVALID,
@@ -97,9 +116,9 @@ enum {
 
 static const char *const uoa_stat_names[UOA_ST_COUNT] = {
 	"found_ipopt", "found_dstopt", "found_opp", "opp_stripped",
-	"opp_untouched", "malformed", "untrusted", "saved", "refreshed",
-	"replaced", "evicted", "expired", "nomem", "lookup_hit",
-	"lookup_miss", "lookup_invalid",
+	"opp_untouched", "malformed", "untrusted", "no_socket", "saved",
+	"refreshed", "replaced", "evicted", "expired", "nomem", "full",
+	"lookup_hit", "lookup_miss", "lookup_invalid",
 };
 
 /* What the socket sees; padding zeroed so the key hashes as words. */
@@ -144,6 +163,8 @@ static struct hlist_head *uoa_table;
 static unsigned int uoa_table_mask;
 static spinlock_t uoa_bucket_locks[UOA_LOCKS];
 static u32 uoa_hash_seed;
+/* Entries of all namespaces, for map_max_total. */
+static atomic_t uoa_total = ATOMIC_INIT(0);
 static unsigned int uoa_net_id __read_mostly;
 
 static struct uoa_net *uoa_pernet(const struct net *net)
@@ -193,6 +214,7 @@ static void uoa_unlink(struct uoa_net *un, struct uoa_entry *e)
 	list_del(&e->age);
 	e->dead = true;
 	un->count--;
+	atomic_dec(&uoa_total);
 	kfree_rcu(e, rcu);
 }
 
@@ -207,6 +229,7 @@ static void uoa_record(const struct net *net, struct uoa_net *un,
 	u32 hash = uoa_hash(net, key);
 	unsigned long now = jiffies;
 	struct uoa_entry *e, *n;
+	bool replaced = false;
 	unsigned int max;
 	spinlock_t *bl;
 
@@ -250,9 +273,7 @@ static void uoa_record(const struct net *net, struct uoa_net *un,
 	spin_unlock(bl);
 	if (e) {
 		uoa_unlink(un, e);
-		tb_stats_inc(&un->stats, UOA_ST_REPLACED);
-	} else {
-		tb_stats_inc(&un->stats, UOA_ST_SAVED);
+		replaced = true;
 	}
 	max = READ_ONCE(map_max);
 	if (!max)
@@ -262,6 +283,23 @@ static void uoa_record(const struct net *net, struct uoa_net *un,
 						age));
 		tb_stats_inc(&un->stats, UOA_ST_EVICTED);
 	}
+	/*
+	 * The global bound: a namespace at it makes room from its own
+	 * entries only, so no namespace can evict another's clients.
+	 */
+	max = READ_ONCE(map_max_total);
+	while (atomic_read(&uoa_total) >= max && !list_empty(&un->age)) {
+		uoa_unlink(un, list_first_entry(&un->age, struct uoa_entry,
+						age));
+		tb_stats_inc(&un->stats, UOA_ST_EVICTED);
+	}
+	if (atomic_inc_return(&uoa_total) > max) {
+		atomic_dec(&uoa_total);
+		spin_unlock_bh(&un->lock);
+		kfree(n);
+		tb_stats_inc(&un->stats, UOA_ST_FULL);
+		return;
+	}
 	spin_lock(bl);
 	hlist_add_head_rcu(&n->hnode, &uoa_table[hash & uoa_table_mask]);
 	spin_unlock(bl);
@@ -269,6 +307,7 @@ static void uoa_record(const struct net *net, struct uoa_net *un,
 	if (un->count++ == 0)
 		uoa_gc_schedule(un, uoa_timeout_jiffies());
 	spin_unlock_bh(&un->lock);
+	tb_stats_inc(&un->stats, replaced ? UOA_ST_REPLACED : UOA_ST_SAVED);
 }
 
 static void uoa_gc_work(struct work_struct *work)
@@ -335,8 +374,34 @@ static bool uoa_key_from_skb(const struct sk_buff *skb, unsigned int l4_off,
 	return true;
 }
 
-/* Acts on the result of a parse: counts it and records a found option. */
-static void uoa_handle(const struct net *net, struct uoa_net *un,
+/*
+ * Will a local UDP socket receive the datagram of @key arriving on @skb's
+ * device? Recording nothing else keeps datagrams to ports nobody listens
+ * on (a flood, a scan) from filling the map. The socket is only looked
+ * at, not used: the kernel does its own lookup when it delivers.
+ */
+static bool uoa_local_socket(struct net *net, const struct sk_buff *skb,
+			     const struct uoa_key *key)
+{
+	int dif = skb->dev ? skb->dev->ifindex : 0;
+	__be32 saddr, daddr;
+
+#if IS_ENABLED(CONFIG_IPV6)
+	if (key->af == AF_INET6)
+		return tb_udp6_socket_exists(net, &key->saddr, key->sport,
+					     &key->daddr, key->dport, dif);
+#endif
+	memcpy(&saddr, &key->saddr, 4);
+	memcpy(&daddr, &key->daddr, 4);
+	return tb_udp4_socket_exists(net, saddr, key->sport, daddr,
+				     key->dport, dif);
+}
+
+/*
+ * Acts on the result of a parse: counts it and records a found option of
+ * a trusted source for a datagram a local socket receives.
+ */
+static void uoa_handle(struct net *net, struct uoa_net *un,
 		       const struct sk_buff *skb, unsigned int l4_off,
 		       int result, int stat, const struct uoa_real *real)
 {
@@ -355,14 +420,32 @@ static void uoa_handle(const struct net *net, struct uoa_net *un,
 		tb_stats_inc(&un->stats, UOA_ST_UNTRUSTED);
 		return;
 	}
+	if (!uoa_local_socket(net, skb, &key)) {
+		tb_stats_inc(&un->stats, UOA_ST_NO_SOCKET);
+		return;
+	}
 	uoa_record(net, un, &key, real);
 }
 
 /*
  * Remove @hlen bytes of private-protocol header that follow the @nhlen
- * bytes of IP header: the IP header (and the link header in front of it)
- * move up by @hlen, so the UDP header follows the IP header as if the
- * balancer had never inserted anything. The caller fixes the IP header.
+ * bytes of IP header (skb->data at the IP header): the IP header (and the
+ * link header in front of it) move up by @hlen, so the UDP header follows
+ * the IP header as if the balancer had never inserted anything, and the
+ * IP header is made to say UDP and the shorter length.
+ *
+ * Checksum state, for the datagram's second trip through the stack:
+ *  - CHECKSUM_PARTIAL (a sender on this host, e.g. a balancer over veth):
+ *    csum_start counts from skb->head and the UDP header does not move,
+ *    so it stays right; the UDP checksum never covered the private header.
+ *  - CHECKSUM_COMPLETE: skb->csum covers the packet from the IP header
+ *    (ip_local_deliver_finish() pulls an IPv4 header, which sums to zero;
+ *    IPv6 pulls the headers into the sum only before a final protocol,
+ *    which 248 is not). Take out the old headers, put in the new IP
+ *    header. Removing an odd number of bytes would move every later byte
+ *    to the other half of its 16-bit word: verify in software instead.
+ *  - Anything else: the device cannot have verified a UDP checksum behind
+ *    a protocol it does not know, so UDP verifies it in software.
  */
 static bool uoa_strip(struct sk_buff *skb, unsigned int nhlen,
 		      unsigned int hlen)
@@ -372,6 +455,16 @@ static bool uoa_strip(struct sk_buff *skb, unsigned int nhlen,
 
 	if (tb_skb_ensure_writable(skb, nhlen + hlen))
 		return false;
+	if (skb->ip_summed == CHECKSUM_COMPLETE) {
+		if (hlen & 1)
+			skb->ip_summed = CHECKSUM_NONE;
+		else
+			skb->csum = csum_sub(skb->csum,
+					     csum_partial(skb->data,
+							  nhlen + hlen, 0));
+	} else if (skb->ip_summed != CHECKSUM_PARTIAL) {
+		skb->ip_summed = CHECKSUM_NONE;
+	}
 	from = skb_network_header(skb);
 	if (skb_mac_header_was_set(skb) &&
 	    skb_mac_header(skb) <= skb_network_header(skb)) {
@@ -384,11 +477,21 @@ static bool uoa_strip(struct sk_buff *skb, unsigned int nhlen,
 	__skb_pull(skb, hlen);
 	skb_reset_network_header(skb);
 	skb_set_transport_header(skb, nhlen);
-	/*
-	 * A device checksum covered the removed bytes: let UDP verify in
-	 * software (its checksum never covered the private header).
-	 */
-	skb->ip_summed = CHECKSUM_NONE;
+	if (ip_hdr(skb)->version == 4) {
+		struct iphdr *iph = ip_hdr(skb);
+
+		iph->protocol = IPPROTO_UDP;
+		iph->tot_len = htons(ntohs(iph->tot_len) - hlen);
+		ip_send_check(iph);
+	} else {
+		struct ipv6hdr *ip6h = ipv6_hdr(skb);
+
+		ip6h->nexthdr = IPPROTO_UDP;
+		ip6h->payload_len = htons(ntohs(ip6h->payload_len) - hlen);
+	}
+	if (skb->ip_summed == CHECKSUM_COMPLETE)
+		skb->csum = csum_add(skb->csum,
+				     csum_partial(skb->data, nhlen, 0));
 	return true;
 }
 
@@ -396,69 +499,93 @@ static bool uoa_strip(struct sk_buff *skb, unsigned int nhlen,
  * The private-protocol header after @nhlen bytes of IP header, @avail
  * bytes of payload, with skb->data at the IP header: parse it and remove
  * it. Returns the parse result of the option inside, or -1 when the
- * packet was left as it is.
+ * header cannot be removed (the caller drops the packet).
  */
 static int uoa_opp(struct sk_buff *skb, unsigned int nhlen,
 		   unsigned int avail, struct uoa_real *real)
 {
-	u8 buf[UOA_OPP_HDR_LEN + 40];
-	unsigned int hlen;
+	u8 buf[UOA_OPP_HDR_MAX];
+	unsigned int copied, hlen;
 	const u8 *p;
 	int result;
 
 	if (skb_network_offset(skb) != 0 || avail > skb->len - nhlen)
 		return -1;
-	p = skb_header_pointer(skb, nhlen, UOA_OPP_HDR_LEN, buf);
+	copied = min_t(unsigned int, avail, sizeof(buf));
+	p = skb_header_pointer(skb, nhlen, copied, buf);
 	if (!p)
 		return -1;
-	hlen = (p[2] << 8) | p[3];
-	if (hlen < UOA_OPP_HDR_LEN || hlen > sizeof(buf) || hlen > avail)
-		return -1;
-	p = skb_header_pointer(skb, nhlen, hlen, buf);
-	if (!p)
-		return -1;
-	/* Reads only the header's own hlen bytes, checks the rest fits. */
-	result = uoa_parse_opp(p, avail, real, &hlen);
+	/* Reads @copied bytes at most; checks the rest of @avail fits. */
+	result = uoa_parse_opp(p, copied, avail, real, &hlen);
 	if (!hlen || !uoa_strip(skb, nhlen, hlen))
 		return -1;
 	return result;
 }
 
 /*
- * Protocol 248 handlers. The kernel calls them with skb->data at the
- * private header (just after the IP header): step back to the IP header,
- * remove the private header as if the balancer had never inserted it, and
- * hand the datagram back to the kernel as UDP. Only these packets pay:
- * nothing runs for any other protocol. A header that cannot be removed
- * is dropped, as the kernel drops protocols nobody handles.
+ * The stripped datagram, skb->data at its IP header, goes back to the
+ * start of the receive path as the UDP datagram it is: PREROUTING,
+ * conntrack, routing, INPUT and the UDP socket lookup see it like any
+ * other, so a firewall's UDP rules hold for it. As tunnels do with what
+ * they decapsulate: the route and the conntrack entry of the protocol 248
+ * packet are dropped first. netif_rx() queues it to this CPU's backlog;
+ * BHs are disabled around it because before 5.18 netif_rx() from process
+ * context (a reinjected NFQUEUE verdict) would not run the softirq.
  */
+static void uoa_receive_again(struct sk_buff *skb)
+{
+	skb_dst_drop(skb);
+	nf_reset_ct(skb);
+	local_bh_disable();
+	netif_rx(skb);
+	local_bh_enable();
+}
+
+/*
+ * Protocol 248 handlers. The kernel calls them with skb->data at the
+ * private header (just after the IP header), after LOCAL_IN: step back to
+ * the IP header, and for a trusted source remove the private header and
+ * receive the datagram again as UDP. Only these packets pay: nothing runs
+ * for any other protocol. A header that cannot be removed, or one from a
+ * source outside trusted_sources, is dropped, as the kernel drops
+ * protocols nobody handles.
+ */
+static bool uoa_opp_trusted(struct uoa_net *un, const struct sk_buff *skb)
+{
+	bool ok;
+
+	if (ip_hdr(skb)->version == 4)
+		ok = uoa_trusted_source(4, &ip_hdr(skb)->saddr);
+	else
+		ok = uoa_trusted_source(6, &ipv6_hdr(skb)->saddr);
+	if (!ok)
+		tb_stats_inc(&un->stats, UOA_ST_UNTRUSTED);
+	return ok;
+}
+
 static int uoa_opp4_rcv(struct sk_buff *skb)
 {
 	struct net *net = dev_net(skb->dev);
 	struct uoa_net *un = uoa_pernet(net);
 	unsigned int ihl = skb_network_header_len(skb);
-	unsigned int before;
 	struct uoa_real real;
-	struct iphdr *iph;
 	int result;
 
 	__skb_push(skb, -skb_network_offset(skb));
-	before = skb->len;
+	if (!uoa_opp_trusted(un, skb))
+		goto drop;
 	result = uoa_opp(skb, ihl, ntohs(ip_hdr(skb)->tot_len) - ihl, &real);
 	if (result < 0) {
 		tb_stats_inc(&un->stats, UOA_ST_OPP_UNTOUCHED);
-		kfree_skb(skb);
-		return 0;
+		goto drop;
 	}
-	iph = ip_hdr(skb);
-	iph->protocol = IPPROTO_UDP;
-	iph->tot_len = htons(ntohs(iph->tot_len) - (before - skb->len));
-	ip_send_check(iph);
 	tb_stats_inc(&un->stats, UOA_ST_OPP_STRIPPED);
 	uoa_handle(net, un, skb, ihl, result, UOA_ST_OPP, &real);
-	__skb_pull(skb, ihl);
-	skb_reset_transport_header(skb);
-	return -IPPROTO_UDP;	/* deliver again, as UDP */
+	uoa_receive_again(skb);
+	return 0;
+drop:
+	kfree_skb(skb);
+	return 0;
 }
 
 static const struct net_protocol uoa_opp4_protocol = {
@@ -472,7 +599,8 @@ static const struct net_protocol uoa_opp4_protocol = {
  * ip_rcv_finish()) only for packets that carry options, after the route
  * lookup and before local delivery. An ftrace callback at its entry
  * reads the UOA option; a datagram without options never gets here.
- * Other callers pass no skb (setsockopt) or a bridged packet.
+ * Other callers pass no skb (setsockopt) or a packet not routed to this
+ * host (bridged, forwarded): only locally delivered ones count.
  */
 static void uoa_ipopt_hook(struct net *net, struct sk_buff *skb)
 {
@@ -480,7 +608,8 @@ static void uoa_ipopt_hook(struct net *net, struct sk_buff *skb)
 	struct uoa_real real;
 	int result;
 
-	if (!skb || !net)
+	if (!skb || !net || skb->pkt_type != PACKET_HOST || !skb_dst(skb) ||
+	    skb_rtable(skb)->rt_type != RTN_LOCAL)
 		return;
 	iph = ip_hdr(skb);
 	if (iph->version != 4 || iph->ihl <= 5 ||
@@ -502,34 +631,34 @@ static int uoa_opp6_rcv(struct sk_buff *skb)
 {
 	struct net *net = dev_net(skb->dev);
 	struct uoa_net *un = uoa_pernet(net);
-	unsigned int before;
 	struct uoa_real real;
-	struct ipv6hdr *ip6h;
-	int result = -1;
+	int result;
 
-	/* Only right after the fixed header (extension headers: left). */
-	if (skb_network_header_len(skb) == sizeof(*ip6h)) {
-		__skb_push(skb, sizeof(*ip6h));
-		before = skb->len;
-		result = uoa_opp(skb, sizeof(*ip6h),
-				 ntohs(ipv6_hdr(skb)->payload_len), &real);
+	/*
+	 * Only right after the fixed header, as balancers put it (behind
+	 * extension headers: dropped).
+	 */
+	if (skb_network_header_len(skb) != sizeof(struct ipv6hdr)) {
+		tb_stats_inc(&un->stats, UOA_ST_OPP_UNTOUCHED);
+		goto drop;
 	}
+	__skb_push(skb, sizeof(struct ipv6hdr));
+	if (!uoa_opp_trusted(un, skb))
+		goto drop;
+	result = uoa_opp(skb, sizeof(struct ipv6hdr),
+			 ntohs(ipv6_hdr(skb)->payload_len), &real);
 	if (result < 0) {
 		tb_stats_inc(&un->stats, UOA_ST_OPP_UNTOUCHED);
-		kfree_skb(skb);
-		return -1;
+		goto drop;
 	}
-	ip6h = ipv6_hdr(skb);
-	ip6h->nexthdr = IPPROTO_UDP;
-	ip6h->payload_len = htons(ntohs(ip6h->payload_len) -
-				  (before - skb->len));
 	tb_stats_inc(&un->stats, UOA_ST_OPP_STRIPPED);
-	uoa_handle(net, un, skb, sizeof(*ip6h), result, UOA_ST_OPP, &real);
-	/* Like an extension header: the next header is the fixed header's. */
-	__skb_pull(skb, sizeof(*ip6h));
-	skb_reset_transport_header(skb);
-	IP6CB(skb)->nhoff = offsetof(struct ipv6hdr, nexthdr);
-	return 1;
+	uoa_handle(net, un, skb, sizeof(struct ipv6hdr), result, UOA_ST_OPP,
+		   &real);
+	uoa_receive_again(skb);
+	return 0;
+drop:
+	kfree_skb(skb);
+	return 0;
 }
 
 static const struct inet6_protocol uoa_opp6_protocol = {
@@ -578,7 +707,11 @@ static void uoa_dstopt_hook(struct sk_buff *skb)
  */
 static unsigned long uoa_dstopt_rcv;
 
-static int __init uoa_find_dstopt_rcv(void)
+/*
+ * Booted with ipv6.disable=1, IPv6 registers no handlers (and receives
+ * nothing): then only IPv4 is watched.
+ */
+static void __init uoa_find_dstopt_rcv(void)
 {
 	const struct inet6_protocol *proto;
 
@@ -587,11 +720,8 @@ static int __init uoa_find_dstopt_rcv(void)
 	if (proto)
 		uoa_dstopt_rcv = (unsigned long)proto->handler;
 	rcu_read_unlock();
-	if (!uoa_dstopt_rcv) {
-		pr_err("no IPv6 destination-options handler is registered\n");
-		return -ENOENT;
-	}
-	return 0;
+	if (!uoa_dstopt_rcv)
+		pr_info("IPv6 is disabled (no destination-options handler): serving IPv4 only\n");
 }
 #endif
 
@@ -602,7 +732,8 @@ static int __init uoa_find_dstopt_rcv(void)
 static TB_FTRACE_CALLBACK(uoa_ftrace_hook)
 {
 #if IS_ENABLED(CONFIG_IPV6)
-	if (tb_ftrace_ip_in(ip, uoa_dstopt_rcv,
+	if (uoa_dstopt_rcv &&
+	    tb_ftrace_ip_in(ip, uoa_dstopt_rcv,
 			    (unsigned long)ip_options_compile)) {
 		uoa_dstopt_hook((struct sk_buff *)tb_ftrace_arg(1));
 		return;
@@ -636,9 +767,8 @@ static int __init uoa_hooks_register(void)
 	err = ftrace_set_filter_ip(&uoa_ftrace_ops,
 				   (unsigned long)ip_options_compile, 0, 0);
 #if IS_ENABLED(CONFIG_IPV6)
-	if (!err)
-		err = uoa_find_dstopt_rcv();
-	if (!err)
+	uoa_find_dstopt_rcv();
+	if (!err && uoa_dstopt_rcv)
 		err = ftrace_set_filter_ip(&uoa_ftrace_ops, uoa_dstopt_rcv, 0, 0);
 #endif
 	if (err) {
@@ -687,7 +817,40 @@ static int __init uoa_protocols_register(void)
 	return 0;
 }
 
-/* getsockopt(IPPROTO_IP, UOA_SO_GET_LOOKUP) on an IPv4 or IPv6 socket. */
+/*
+ * Is @key's destination the local address and port of @sk? A socket may
+ * ask only about datagrams it can have received itself: its own port,
+ * and its own address unless it is bound to the wildcard. Without this
+ * any local program could list the clients of every other service.
+ */
+static bool uoa_key_is_own(const struct sock *sk, const struct uoa_key *key)
+{
+	const struct inet_sock *inet = inet_sk(sk);
+
+	if (!inet->inet_sport || key->dport != inet->inet_sport)
+		return false;
+#if IS_ENABLED(CONFIG_IPV6)
+	if (sk->sk_family == AF_INET6) {
+		const struct in6_addr *own = &tb_sk_v6_rcv_saddr(sk);
+
+		if (ipv6_addr_any(own))
+			return true;
+		if (ipv6_addr_v4mapped(own))
+			return key->af == AF_INET &&
+			       !memcmp(&key->daddr, &own->s6_addr32[3], 4);
+		return key->af == AF_INET6 && ipv6_addr_equal(own, &key->daddr);
+	}
+#endif
+	if (key->af != AF_INET)
+		return false;
+	return !inet->inet_rcv_saddr ||
+	       !memcmp(&key->daddr, &inet->inet_rcv_saddr, 4);
+}
+
+/*
+ * getsockopt(IPPROTO_IP, UOA_SO_GET_LOOKUP) on an IPv4 or IPv6 socket,
+ * for the socket's own datagrams (else ENOENT, as for no entry).
+ */
 static int uoa_getsockopt(struct sock *sk, int cmd, void __user *user,
 			  int *len)
 {
@@ -734,6 +897,10 @@ static int uoa_getsockopt(struct sock *sk, int cmd, void __user *user,
 		return -EINVAL;
 	}
 
+	if (!uoa_key_is_own(sk, &key)) {
+		tb_stats_inc(&un->stats, UOA_ST_LOOKUP_MISS);
+		return -ENOENT;
+	}
 	rcu_read_lock();
 	e = uoa_find(net, uoa_hash(net, &key), &key);
 	if (e && time_before(jiffies, READ_ONCE(e->last_seen) +
@@ -790,55 +957,82 @@ static void uoa_purge(struct uoa_net *un)
 static int __net_init uoa_net_init(struct net *net)
 {
 	struct uoa_net *un = uoa_pernet(net);
-	int err;
 
 	spin_lock_init(&un->lock);
 	INIT_LIST_HEAD(&un->age);
 	un->count = 0;
 	un->closing = false;
 	INIT_DELAYED_WORK(&un->gc, uoa_gc_work);
-	err = tb_stats_init(&un->stats, uoa_stat_names, UOA_ST_COUNT);
-	if (err)
-		return err;
-	if (!tb_proc_create_single_data("uoa_stats", 0444, net->proc_net,
-					uoa_stats_show, net)) {
-		err = -ENOMEM;
-		goto free_stats;
-	}
-	return 0;
-
-free_stats:
-	tb_stats_free(&un->stats);
-	return err;
+	return tb_stats_init(&un->stats, uoa_stat_names, UOA_ST_COUNT);
 }
 
-static void __net_exit uoa_net_exit(struct net *net)
+/*
+ * Namespaces go in batches: one grace period for all of them, not one or
+ * two per namespace.
+ */
+static void __net_exit uoa_net_exit_batch(struct list_head *net_exit_list)
 {
-	struct uoa_net *un = uoa_pernet(net);
+	struct net *net;
 
 	/*
-	 * The hooks are global: a late datagram of this namespace must not
-	 * insert (or re-arm the GC) once it is purged.
+	 * The hooks are global: a late datagram of a dying namespace must
+	 * not insert (or re-arm the GC) once it is purged.
 	 */
-	spin_lock_bh(&un->lock);
-	un->closing = true;
-	spin_unlock_bh(&un->lock);
+	list_for_each_entry(net, net_exit_list, exit_list) {
+		struct uoa_net *un = uoa_pernet(net);
+
+		spin_lock_bh(&un->lock);
+		un->closing = true;
+		spin_unlock_bh(&un->lock);
+	}
+	/* Hooks that saw the namespace open have returned. */
 	synchronize_net();
-	cancel_delayed_work_sync(&un->gc);
-	uoa_purge(un);
-	remove_proc_entry("uoa_stats", net->proc_net);
-	/* getsockopt() callers use the stats under RCU. */
-	synchronize_rcu();
-	tb_stats_free(&un->stats);
+	list_for_each_entry(net, net_exit_list, exit_list) {
+		struct uoa_net *un = uoa_pernet(net);
+
+		cancel_delayed_work_sync(&un->gc);
+		uoa_purge(un);
+		tb_stats_free(&un->stats);
+	}
 }
 
 static struct pernet_operations uoa_net_ops = {
 	.init = uoa_net_init,
-	.exit = uoa_net_exit,
+	.exit_batch = uoa_net_exit_batch,
 	.id = &uoa_net_id,
 	.size = sizeof(struct uoa_net),
 };
 
+/*
+ * /proc/net/uoa_stats, registered apart from the namespace data so that
+ * it appears after the hooks and goes before them.
+ * remove_proc_entry() waits for running readers.
+ */
+static int __net_init uoa_proc_init(struct net *net)
+{
+	if (!tb_proc_create_single_data("uoa_stats", 0444, net->proc_net,
+					uoa_stats_show, net))
+		return -ENOMEM;
+	return 0;
+}
+
+static void __net_exit uoa_proc_exit(struct net *net)
+{
+	remove_proc_entry("uoa_stats", net->proc_net);
+}
+
+static struct pernet_operations uoa_proc_ops = {
+	.init = uoa_proc_init,
+	.exit = uoa_proc_exit,
+};
+
+/*
+ * Order: the map and the per-namespace data first, then what writes to
+ * them (protocol 248 handlers, option hooks), then what users see
+ * (/proc, the sockopt), so no user reaches a half-made module. Exit and
+ * a failing init undo it in reverse; each unregister waits for its
+ * running callers.
+ */
 static int __init uoa_init(void)
 {
 	unsigned int buckets;
@@ -867,35 +1061,45 @@ static int __init uoa_init(void)
 	err = register_pernet_subsys(&uoa_net_ops);
 	if (err)
 		goto free_table;
-	err = nf_register_sockopt(&uoa_sockopts);
-	if (err)
-		goto unregister_pernet;
 	err = uoa_protocols_register();
 	if (err)
-		goto unregister_sockopt;
+		goto unregister_pernet;
 	err = uoa_hooks_register();
 	if (err)
 		goto unregister_protocols;
-	pr_info("uoa loaded (map_max %u, map_timeout %u s, %d trusted sources)\n",
-		map_max, map_timeout, uoa_trusted.count);
+	err = register_pernet_subsys(&uoa_proc_ops);
+	if (err)
+		goto unregister_hooks;
+	err = nf_register_sockopt(&uoa_sockopts);
+	if (err)
+		goto unregister_proc;
+	pr_info("uoa loaded (map_max %u, map_max_total %u, map_timeout %u s, %d trusted sources)\n",
+		map_max, map_max_total, map_timeout, uoa_trusted.count);
+	if (!uoa_trusted.count)
+		pr_warn("trusted_sources is empty: any host that can send UDP here can set the client address applications see; set trusted_sources to the balancers' CIDRs\n");
 	return 0;
 
+unregister_proc:
+	unregister_pernet_subsys(&uoa_proc_ops);
+unregister_hooks:
+	uoa_hooks_unregister();
 unregister_protocols:
 	uoa_protocols_unregister();
-unregister_sockopt:
-	nf_unregister_sockopt(&uoa_sockopts);
 unregister_pernet:
 	unregister_pernet_subsys(&uoa_net_ops);
 free_table:
+	/* Entries are freed with kfree_rcu(); the table goes after them. */
+	rcu_barrier();
 	vfree(uoa_table);
 	return err;
 }
 
 static void __exit uoa_exit(void)
 {
+	nf_unregister_sockopt(&uoa_sockopts);
+	unregister_pernet_subsys(&uoa_proc_ops);
 	uoa_hooks_unregister();
 	uoa_protocols_unregister();
-	nf_unregister_sockopt(&uoa_sockopts);
 	unregister_pernet_subsys(&uoa_net_ops);
 	/* Entries are freed with kfree_rcu(); the table goes after them. */
 	rcu_barrier();
@@ -909,3 +1113,5 @@ module_exit(uoa_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("UDP Option Address: real client addresses behind FullNAT balancers");
 MODULE_AUTHOR("toa-build");
+/* The toa-build release, as module/dkms.conf's PACKAGE_VERSION. */
+MODULE_VERSION("0.1.0");

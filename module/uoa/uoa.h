@@ -21,8 +21,11 @@
  *
  * Works on IPv4 and IPv6 sockets (always level IPPROTO_IP). An IPv4 peer
  * seen through a dual-stack IPv6 socket may be given either as AF_INET or
- * as AF_INET6 with ::ffff:a.b.c.d addresses. Errors: ENOENT when the
- * datagram carried no (trusted, well-formed) UOA or the entry expired,
+ * as AF_INET6 with ::ffff:a.b.c.d addresses. A socket gets answers only
+ * for datagrams sent to its own port (and its own address unless it is
+ * bound to the wildcard). Errors: ENOENT when the datagram carried no
+ * (trusted, well-formed) UOA, no local socket received it, it was sent to
+ * another socket's address or port, or the entry expired,
  * EINVAL when the buffer is shorter than struct uoa_param_map or af is
  * neither AF_INET nor AF_INET6, ENOPROTOOPT when the module is not loaded.
  *

@@ -2,6 +2,12 @@
  * libFuzzer target for the UOA parsers shared with the kernel module
  * (module/common/uoa_opt.h). The first input byte picks the parser and, for
  * the IPv6 walk, the first next-header value; the rest is the packet bytes.
+ * For the private-protocol header the parser gets, as in the kernel, only
+ * the bytes a header can span (UOA_OPP_HDR_MAX, copied to a buffer of
+ * exactly that size so ASan sees a read beyond it) and the number of
+ * bytes up to the end of the packet, which is larger for longer inputs
+ * and, picked by the selector, sometimes claimed larger than the input
+ * (the IP header's length field is the balancer's word).
  * Besides ASan/UBSan catching any read outside the input, every result is
  * checked against what the kernel module relies on.
  */
@@ -60,14 +66,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	}
-	default:
-		r = uoa_parse_opp(p, len, &real, &hdr_len);
-		if (hdr_len && (hdr_len < UOA_OPP_HDR_LEN || hdr_len > len ||
-				len - hdr_len < 8))
+	default: {
+		unsigned int copied = len < UOA_OPP_HDR_MAX ? len : UOA_OPP_HDR_MAX;
+		unsigned int avail = len + ((selector >> 2) & 3) * 8;
+		uint8_t *copy = (uint8_t *)malloc(copied ? copied : 1);
+
+		memcpy(copy, p, copied);
+		r = uoa_parse_opp(copy, copied, avail, &real, &hdr_len);
+		free(copy);
+		/* Removable: inside what was read, UDP fits behind it. */
+		if (hdr_len && (hdr_len < UOA_OPP_HDR_LEN || hdr_len > copied ||
+				hdr_len > avail || avail - hdr_len < 8))
 			abort();
 		if (!hdr_len && r != UOA_PARSE_BAD)
 			abort();
+		/* The header length field decides, not the bytes around it. */
+		if (hdr_len && hdr_len != (((unsigned int)p[2] << 8) | p[3]))
+			abort();
 		break;
+	}
 	}
 	if (r != UOA_PARSE_NONE && r != UOA_PARSE_FOUND && r != UOA_PARSE_BAD)
 		abort();

@@ -152,14 +152,18 @@ util::Result<std::vector<std::pair<std::string, std::string>>> CollectKernelModu
   while (std::getline(bin, line))
     if (!Trim(line).empty()) builtin_names.insert(KernelModuleName(Trim(line)));
   std::function<util::Status(const std::string&)> place =
-      [&](const std::string& raw) -> util::Status {
+      [&](const std::string& asked) -> util::Status {
+    // "?name": wanted where the kernel has it (see kOptionalModule).
+    bool optional = asked.rfind(kOptionalModule, 0) == 0;
+    std::string raw = optional ? asked.substr(1) : asked;
     std::string name = KernelModuleName(raw);
     if (placed.count(name)) return util::Ok{};
     if (!visiting.insert(name).second)
       return util::MakeError("kernel modules depend on each other in a cycle through " + name);
     auto it = path_of.find(name);
     if (it == path_of.end()) {
-      if (builtin_names.count(name)) return util::Ok{};
+      visiting.erase(name);
+      if (builtin_names.count(name) || optional) return util::Ok{};
       return util::MakeError("kernel module `" + raw + "` is not in " + dir +
                              " nor built in; check the row's image package ships it");
     }
@@ -337,11 +341,13 @@ util::Result<std::vector<std::string>> ResolveKernelModules(
     visiting.erase(path);
     if (placed.insert(path).second) order.push_back(path);
   };
-  for (const auto& raw : names) {
+  for (const auto& asked : names) {
+    bool optional = asked.rfind(kOptionalModule, 0) == 0;
+    std::string raw = optional ? asked.substr(1) : asked;
     std::string name = KernelModuleName(raw);
     auto it = path_of.find(name);
     if (it == path_of.end()) {
-      if (builtin_names.count(name)) continue;
+      if (builtin_names.count(name) || optional) continue;
       return util::MakeError("kernel module `" + raw +
                              "` is neither in modules.dep nor built in; check the row's image "
                              "package ships it");

@@ -66,6 +66,8 @@ std::string GenerateInit(const std::vector<std::string>& lbsim_args,
 // An /init that only powers off: the floor a bare boot is measured against.
 std::string GenerateBareInit();
 
+inline constexpr char kOptionalModule[] = "?";
+
 struct InitramfsSpec {
   std::string output;                  // where the archive goes
   std::string work_dir;                // scratch (decompressing kernel modules)
@@ -73,6 +75,9 @@ struct InitramfsSpec {
   std::string lbsim;                   // static lbsim; empty only with init_script
   std::vector<std::string> test_modules;  // .ko files for /modules
   std::string kernel_modules_dir;      // the image's /lib/modules/KVER
+  // A name starting with kOptionalModule is loaded where the kernel ships it
+  // and skipped where not (e.g. "?crc32c_generic": libcrc32c's crc32c
+  // algorithm, a soft dependency modinfo does not list; 6.14+ has neither).
   std::vector<std::string> kernel_modules{"tun"};
   std::vector<std::string> lbsim_args;
   std::string lbsim_subcommand = "run";

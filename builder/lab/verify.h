@@ -25,7 +25,9 @@ struct LabOptions {
   // lbsim's cases (`run`), or its benchmarks (`bench`, best with qemu.icount).
   GuestMode mode = GuestMode::kRun;
   std::vector<std::string> lbsim_args;          // after `run --ko-dir /modules`
-  std::vector<std::string> kernel_modules{"tun"};
+  // tun: the guest network; nf_tables: the UOA firewall case (lbsim programs
+  // it), whose libcrc32c needs a crc32c algorithm before 6.14.
+  std::vector<std::string> kernel_modules{"tun", "?crc32c_generic", "nf_tables"};
   QemuOptions qemu;                             // kernel/initrd filled per row
   bool gzip_initramfs = false;
 };

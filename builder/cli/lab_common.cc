@@ -1,8 +1,14 @@
 #include "cli/lab_common.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
 #include <iostream>
+#include <set>
+#include <sstream>
 
 #include "lab/modbuild.h"
 #include "lab/paths.h"
@@ -65,10 +71,9 @@ util::Result<lab::LabOptions> LabFlags::ToOptions() const {
   if (!module_src.empty()) o.module_src = module_src;
   if (!lbsim.empty()) o.lbsim = lbsim;
   if (module != "all") o.lbsim_args = {"--module", module};
-  for (const auto& c : cases) {
-    o.lbsim_args.push_back("--case");
-    o.lbsim_args.push_back(c);
-  }
+  // --case names are checked and split between the two boots by
+  // SelectCases (they need lbsim's tables).
+  if (bench) o.ipv6_disabled_boot = false;
   o.lbsim_args.insert(o.lbsim_args.end(), lbsim_args.begin(), lbsim_args.end());
   o.gzip_initramfs = gzip;
   if (::access(o.lbsim.c_str(), X_OK) != 0)
@@ -78,6 +83,91 @@ util::Result<lab::LabOptions> LabFlags::ToOptions() const {
   return o;
 }
 
+namespace {
+
+// "module name" lines of `lbsim run|bench [--ipv6-disabled] --list`.
+util::Result<std::set<std::string>> ListCases(util::ProcessRunner& runner, const std::string& lbsim,
+                                              const std::string& subcommand,
+                                              const std::string& module, bool ipv6_disabled) {
+  util::ProcessSpec list;
+  list.argv = {lbsim, subcommand, "--list", "--module", module};
+  if (ipv6_disabled) list.argv.push_back("--ipv6-disabled");
+  list.timeout = std::chrono::seconds(30);
+  auto r = runner.RunChecked(list, "list lbsim's cases");
+  if (!r) return r.error();
+  std::set<std::string> names;
+  std::istringstream in(r->output);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string mod, name, extra;
+    if (fields >> mod >> name && !(fields >> extra)) names.insert(name);
+  }
+  return names;
+}
+
+// Display form of a name from the command line: bounded, control characters escaped.
+std::string Shown(const std::string& text) {
+  std::string out;
+  for (unsigned char c : text.substr(0, 80)) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return text.size() > 80 ? out + "..." : out;
+}
+
+}  // namespace
+
+util::Status SelectCases(const LabFlags& flags, util::ProcessRunner& runner,
+                         lab::LabOptions* options) {
+  if (flags.cases.empty()) return util::Ok{};
+  std::string sub = flags.bench ? "bench" : "run";
+  auto main = ListCases(runner, options->lbsim, sub, flags.module, false);
+  if (!main) return main.error();
+  std::set<std::string> second;
+  if (!flags.bench) {
+    auto listed = ListCases(runner, options->lbsim, sub, flags.module, true);
+    if (!listed) return listed.error();
+    second = *listed;
+  }
+  options->cases.clear();
+  options->ipv6_disabled_cases.clear();
+  for (const auto& name : flags.cases) {
+    bool in_main = main->count(name) > 0, in_second = second.count(name) > 0;
+    if (!in_main && !in_second)
+      return util::MakeError("unknown --case `" + Shown(name) + "` for --module " + flags.module +
+                             "; list the names with `" + options->lbsim + " " + sub +
+                             " --list`" + (flags.bench ? "" : " (and --ipv6-disabled --list)"));
+    if (in_main) options->cases.push_back(name);
+    if (in_second) options->ipv6_disabled_cases.push_back(name);
+  }
+  options->main_boot = !options->cases.empty();
+  options->ipv6_disabled_boot = !flags.bench && !options->ipv6_disabled_cases.empty();
+  return util::Ok{};
+}
+
+util::Status ProbeWritable(const std::string& path) {
+  std::error_code ec;
+  if (path.empty()) return util::MakeError("the path is empty");
+  std::filesystem::path target(path);
+  if (std::filesystem::is_directory(target, ec))
+    return util::MakeError(path + " is a directory");
+  // As util::WriteFileAtomic writes: a temporary file beside the target,
+  // parent folders made first.
+  if (target.has_parent_path()) std::filesystem::create_directories(target.parent_path(), ec);
+  std::string probe = path + ".probe." + std::to_string(::getpid());
+  int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return util::MakeError("cannot write " + path + ": " + std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return util::Ok{};
+}
+
 int RunAndReport(Context& ctx, const LabFlags& flags, const std::vector<lab::KernelRow>& rows,
                  int jobs) {
   auto options = flags.ToOptions();
@@ -85,6 +175,20 @@ int RunAndReport(Context& ctx, const LabFlags& flags, const std::vector<lab::Ker
     *ctx.err << "toa-build: " << options.error().message << "\n";
     return 2;
   }
+  if (!flags.junit.empty()) {
+    if (auto st = ProbeWritable(flags.junit); !st) {
+      *ctx.err << "toa-build: --junit " << Shown(flags.junit) << ": " << st.error().message
+               << "; pass a writable file path\n";
+      return 2;
+    }
+  }
+  if (auto st = SelectCases(flags, *ctx.runner, &*options); !st) {
+    *ctx.err << "toa-build: " << st.error().message << "\n";
+    return 2;
+  }
+  // Ctrl-C, SIGTERM: the guests and scratch folders go with the tool.
+  if (dynamic_cast<util::SystemProcessRunner*>(ctx.runner))
+    util::InstallInterruptHandler("toa-build");
   std::vector<std::string> names;
   for (const auto& r : rows) names.push_back(r.name);
   // Live progress goes to stderr so stdout stays one JSON object or the table.
@@ -92,9 +196,16 @@ int RunAndReport(Context& ctx, const LabFlags& flags, const std::vector<lab::Ker
   lab::ProgressDisplay progress(*ctx.err, terminal, names);
   lab::MatrixReport report = lab::RunMatrix(rows, *options, jobs, *ctx.runner, &progress);
 
+  return PrintReports(ctx, flags, report);
+}
+
+int PrintReports(Context& ctx, const LabFlags& flags, const lab::MatrixReport& report) {
+  bool reports_written = true;
   if (!flags.junit.empty()) {
-    if (auto w = util::WriteFileAtomic(flags.junit, lab::ToJunit(report)); !w)
-      *ctx.err << "toa-build: cannot write JUnit report: " << w.error().message << "\n";
+    if (auto w = util::WriteFileAtomic(flags.junit, lab::ToJunit(report)); !w) {
+      *ctx.err << "toa-build: cannot write the JUnit report: " << w.error().message << "\n";
+      reports_written = false;
+    }
   }
   if (flags.json) {
     *ctx.out << lab::ToJson(report).dump(2) << "\n";
@@ -103,6 +214,12 @@ int RunAndReport(Context& ctx, const LabFlags& flags, const std::vector<lab::Ker
     if (report.rows.size() == 1) *ctx.out << "\n" << lab::CaseListing(report);
     *ctx.out << "\n" << lab::SummaryTable(report);
   }
+  ctx.out->flush();
+  if (ctx.out->fail()) {
+    *ctx.err << "toa-build: cannot write the " << (flags.json ? "JSON report" : "summary")
+             << " to standard output\n";
+    reports_written = false;
+  }
   if (!report.ok()) {
     int failed = 0;
     for (const auto& r : report.rows)
@@ -110,7 +227,7 @@ int RunAndReport(Context& ctx, const LabFlags& flags, const std::vector<lab::Ker
     *ctx.err << "toa-build: " << failed << " of " << report.rows.size() << " row(s) failed\n";
     return 1;
   }
-  return 0;
+  return reports_written ? 0 : 1;
 }
 
 }  // namespace cli

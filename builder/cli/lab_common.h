@@ -34,9 +34,23 @@ struct LabFlags {
   std::string ConfigPath() const;
 };
 
+// Checks --case names against lbsim's tables (`lbsim run --list`, and
+// `--ipv6-disabled --list` for the short boot) and splits them between the
+// row's two boots; an unknown name is an error. No --case: unchanged.
+util::Status SelectCases(const LabFlags& flags, util::ProcessRunner& runner,
+                         lab::LabOptions* options);
+
+// Whether a report can be written to `path` (as util::WriteFileAtomic does),
+// before a run that takes minutes finds out.
+util::Status ProbeWritable(const std::string& path);
+
 // Runs `rows`, prints JSON or the summary table to ctx.out, writes JUnit when
 // asked; returns the exit code (0 only when every row passed).
 int RunAndReport(Context& ctx, const LabFlags& flags, const std::vector<lab::KernelRow>& rows,
                  int jobs);
+
+// The reporting half of RunAndReport: JUnit (when asked), then JSON or the
+// summary on ctx.out. 1 when a report could not be written or a row failed.
+int PrintReports(Context& ctx, const LabFlags& flags, const lab::MatrixReport& report);
 
 }  // namespace cli

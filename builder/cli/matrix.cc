@@ -13,8 +13,8 @@ class MatrixCommand : public Subcommand {
     return "Build and prove the modules on every kernel row of the matrix file";
   }
   void Configure(CLI::App& app) override {
-    app.add_option("--rows", rows_,
-                   "Comma-separated rows (default: every non-optional row; `all`: every row)");
+    rows_option_ = app.add_option(
+        "--rows", rows_, "Comma-separated rows (default: every non-optional row; `all`: every row)");
     app.add_option("--jobs", jobs_,
                    "Rows run at the same time (default: every row, as memory allows: a TCG "
                    "guest is one thread that often waits, so more guests than cores pay off)")
@@ -27,6 +27,13 @@ class MatrixCommand : public Subcommand {
       *ctx.err << "toa-build: " << matrix.error().message << "\n";
       return 2;
     }
+    // Given but empty (`--rows ""`, an unset variable in a script) is a
+    // mistake, as `--rows ,` is, not a request for every row.
+    if (rows_option_->count() > 0 && rows_.find_first_not_of(" \t") == std::string::npos) {
+      *ctx.err << "toa-build: --rows is empty; name rows (e.g. --rows debian-12,debian-13), "
+                  "`all`, or leave --rows out for every default row\n";
+      return 2;
+    }
     auto rows = lab::SelectRows(*matrix, rows_);
     if (!rows) {
       *ctx.err << "toa-build: " << rows.error().message << "\n";
@@ -34,12 +41,13 @@ class MatrixCommand : public Subcommand {
     }
     int jobs = jobs_ ? jobs_
                      : lab::DefaultJobs(static_cast<int>(rows->size()), lab::MemAvailableMb(),
-                                        lab::QemuOptions{}.memory_mb);
+                                        lab::RowGuestMemoryMb(lab::QemuOptions{}.memory_mb));
     return RunAndReport(ctx, flags_, *rows, jobs);
   }
 
  private:
   std::string rows_;
+  CLI::Option* rows_option_ = nullptr;
   int jobs_ = 0;  // 0: lab::DefaultJobs
   LabFlags flags_;
 };

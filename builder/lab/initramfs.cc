@@ -449,6 +449,11 @@ util::Result<InitramfsInfo> BuildInitramfs(const InitramfsSpec& spec, util::Proc
                spec.init_script.empty() ? GenerateInit(spec.lbsim_args, spec.lbsim_subcommand)
                                         : spec.init_script,
                0755);
+  for (const auto& [name, args] : spec.other_inits) {
+    if (name.empty() || name.find('/') != std::string::npos || name == "init")
+      return util::MakeError("initramfs: bad name `" + name + "` for another /init");
+    cpio.AddFile(name, GenerateInit(args, spec.lbsim_subcommand), 0755);
+  }
 
   std::string archive = cpio.Finish();
   info.path = spec.output;

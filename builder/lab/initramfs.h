@@ -82,6 +82,10 @@ struct InitramfsSpec {
   std::vector<std::string> lbsim_args;
   std::string lbsim_subcommand = "run";
   std::string init_script;             // overrides the generated /init
+  // More generated init scripts in the archive's root, as {name, lbsim_args}:
+  // a boot picks one with `rdinit=/NAME` (the row's ipv6.disable=1 boot runs
+  // /init-ipv6-disabled from the same initramfs).
+  std::vector<std::pair<std::string, std::vector<std::string>>> other_inits;
   bool gzip = false;                   // compress with `gzip -1` (see BuildInitramfs)
 };
 

@@ -100,7 +100,7 @@ TEST_CASE("init: follows the guest-run contract") {
   CHECK(at("--install") == std::string::npos);  // applets are linked in the archive
   REQUIRE(at("/kmod/order") != std::string::npos);
   REQUIRE(at("echo LAB-BEGIN") != std::string::npos);
-  REQUIRE(at("/bin/lbsim run --ko-dir /modules '--module' 'toa' 'it'\\''s'") != std::string::npos);
+  REQUIRE(at("/bin/lbsim run --ko-dir /modules '--module' 'toa' 'it'\\''s'\n") != std::string::npos);
   REQUIRE(at("echo LAB-DMESG-BEGIN") != std::string::npos);
   REQUIRE(at("echo LAB-DMESG-END") != std::string::npos);
   REQUIRE(at("LAB-END rc=$rc") != std::string::npos);
@@ -146,6 +146,7 @@ TEST_CASE("initramfs: layout, decompressed kernel modules in order, via the runn
   spec.test_modules = {tmp / "toa.ko"};
   spec.kernel_modules_dir = mods;
   spec.lbsim_args = {"--module", "toa"};
+  spec.other_inits = {{"init-ipv6-disabled", {"--module", "toa", "--ipv6-disabled"}}};
   auto info = lab::BuildInitramfs(spec, runner);
   REQUIRE(info);
   CHECK(info->kmod_order == std::vector<std::string>{"dep.ko", "tun.ko"});
@@ -183,6 +184,11 @@ TEST_CASE("initramfs: layout, decompressed kernel modules in order, via the runn
   REQUIRE(Find(*entries, "init"));
   CHECK(Find(*entries, "init")->data == lab::GenerateInit({"--module", "toa"}));
   CHECK((Find(*entries, "init")->mode & 0111) != 0);
+  // The ipv6.disable=1 boot's script (rdinit=/init-ipv6-disabled), beside /init.
+  REQUIRE(Find(*entries, "init-ipv6-disabled"));
+  CHECK(Find(*entries, "init-ipv6-disabled")->data ==
+        lab::GenerateInit({"--module", "toa", "--ipv6-disabled"}));
+  CHECK((Find(*entries, "init-ipv6-disabled")->mode & 0111) != 0);
   // Every command /init runs is a busybox applet linked in the archive.
   for (const char* applet : {"sh", "mount", "insmod", "dmesg", "poweroff"}) {
     INFO(applet);

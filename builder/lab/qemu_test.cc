@@ -42,6 +42,7 @@ TEST_CASE("qemu argv: serial console, no reboot, memory, kernel and initrd") {
   std::string append = AppendOf(argv);
   CHECK(append.find("console=ttyS0") != std::string::npos);
   CHECK(append.find("panic=-1") != std::string::npos);
+  CHECK(append.find("no_timer_check") != std::string::npos);
   CHECK(append.find("oops=panic") != std::string::npos);
   CHECK(append.find("loglevel=4") != std::string::npos);
   CHECK_FALSE(Has(argv, {"-icount"}));

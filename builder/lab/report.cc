@@ -66,11 +66,14 @@ nlohmann::json ToJson(const MatrixReport& report) {
                         {"initramfs_s", Round2(row.initramfs_s)},
                         {"tests_s", Round2(row.tests_s)},
                         {"qemu_s", Round2(row.qemu_s)},
+                        {"ipv6_disabled_qemu_s", Round2(row.ipv6_disabled_qemu_s)},
                         {"total_s", Round2(row.total_s)},
                         {"kernel_faults", row.kernel_faults},
                         {"benches", row.benches}};
     if (!row.error.empty()) r["error"] = row.error;
     if (!row.console_log.empty()) r["console_log"] = row.console_log;
+    if (!row.ipv6_disabled_console_log.empty())
+      r["ipv6_disabled_console_log"] = row.ipv6_disabled_console_log;
     rows.push_back(std::move(r));
   }
   return {{"results", results}, {"rows", rows}, {"ok", report.ok()},
@@ -156,7 +159,7 @@ std::string CaseListing(const MatrixReport& report) {
 std::string SummaryTable(const MatrixReport& report) {
   std::vector<std::vector<std::string>> table;
   table.push_back({"row", "kernel", "method", "accel", "provision", "build", "initrd", "boot",
-                   "tests", "cases", "result"});
+                   "tests", "v6off", "cases", "result"});
   for (const auto& row : report.rows) {
     int cases = 0, passed = 0;
     for (const auto& c : row.results) {
@@ -168,6 +171,7 @@ std::string SummaryTable(const MatrixReport& report) {
                      row.accel.empty() ? "-" : row.accel, Seconds(row.provision_s) + "s",
                      Seconds(row.build_s) + "s", Seconds(row.initramfs_s) + "s",
                      Seconds(row.boot_s) + "s", Seconds(row.tests_s) + "s",
+                     row.ipv6_disabled_qemu_s > 0 ? Seconds(row.ipv6_disabled_qemu_s) + "s" : "-",
                      std::to_string(passed) + "/" + std::to_string(cases),
                      row.ok ? "PASS" : "FAIL"});
   }
@@ -195,6 +199,8 @@ std::string SummaryTable(const MatrixReport& report) {
       if (!c.passed) out << "  " << c.module << "/" << c.name << ": " << FirstLine(c.detail) << "\n";
     for (const auto& line : row.kernel_faults) out << "  kernel: " << FirstLine(line) << "\n";
     if (!row.console_log.empty()) out << "  console: " << row.console_log << "\n";
+    if (!row.ipv6_disabled_console_log.empty())
+      out << "  console (ipv6.disable=1): " << row.ipv6_disabled_console_log << "\n";
   }
   return out.str();
 }

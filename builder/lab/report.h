@@ -25,6 +25,7 @@ struct RowReport {
   double boot_s = 0;   // QEMU start to LAB-BEGIN
   double tests_s = 0;  // LAB-BEGIN to LAB-END
   double qemu_s = 0;   // QEMU wall time
+  double ipv6_disabled_qemu_s = 0;  // the short ipv6.disable=1 boot's QEMU wall time (beside qemu_s)
   double total_s = 0;
   bool ok = false;
   // One line when the row stopped before its cases ran (provision, build...).
@@ -33,6 +34,7 @@ struct RowReport {
   std::vector<std::string> kernel_faults;
   std::vector<nlohmann::json> benches;
   std::string console_log;  // where the full console was saved
+  std::string ipv6_disabled_console_log;  // and the ipv6.disable=1 boot's
 };
 
 struct MatrixReport {

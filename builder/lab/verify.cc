@@ -71,6 +71,9 @@ void RemoveDeadRuns(const std::string& runs_dir) {
   for (const auto& d : dead) fs::remove_all(d, ec);
 }
 
+// The short boot's init script in the row's initramfs (rdinit=/NAME).
+constexpr char kIpv6DisabledInit[] = "init-ipv6-disabled";
+
 void Fail(RowReport& report, const std::string& step, const std::string& message) {
   report.ok = false;
   if (report.error.empty()) report.error = step + ": " + message;
@@ -165,9 +168,11 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
     }
   }
 
-  // 3. The guest's initramfs, in a scratch dir of this process.
+  // 3. The guest's initramfs, in a scratch dir of this process (removed by
+  // the interrupt handler when the run is stopped).
   phase("initramfs");
   std::string work = options.cache_root + "/runs/" + row.name + "-" + std::to_string(::getpid());
+  util::ScratchPath scratch(work);
   boost::system::error_code ec;
   fs::remove_all(work, ec);
   fs::create_directories(work, ec);
@@ -179,7 +184,23 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
   spec.test_modules = ko_files;
   spec.kernel_modules_dir = kernel->modules_dir;
   spec.kernel_modules = options.kernel_modules;
+  auto case_args = [](const std::vector<std::string>& names) {
+    std::vector<std::string> args;
+    for (const auto& n : names) {
+      args.push_back("--case");
+      args.push_back(n);
+    }
+    return args;
+  };
   spec.lbsim_args = options.lbsim_args;
+  for (const auto& a : case_args(options.cases)) spec.lbsim_args.push_back(a);
+  bool second_boot = options.ipv6_disabled_boot && options.mode == GuestMode::kRun;
+  if (second_boot) {
+    std::vector<std::string> args = options.lbsim_args;
+    args.push_back("--ipv6-disabled");
+    for (const auto& a : case_args(options.ipv6_disabled_cases)) args.push_back(a);
+    spec.other_inits.push_back({kIpv6DisabledInit, args});
+  }
   spec.lbsim_subcommand = options.mode == GuestMode::kBench ? "bench" : "run";
   spec.gzip = options.gzip_initramfs;
   auto initramfs = BuildInitramfs(spec, runner);
@@ -190,42 +211,94 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
   }
   report.initramfs_s = initramfs->seconds;
 
-  // 4. Boot and collect the console.
+  // 4. Boot and collect the console: the main boot and, beside it, the short
+  // boot with ipv6.disable=1, from the one initramfs (its own init script).
   QemuOptions qemu = options.qemu;
   qemu.kernel = kernel->vmlinuz;
   qemu.initrd = initramfs->path;
   std::string why;
   qemu.accel = ResolveAccel(qemu, runner, options.cache_root + "/kvm-probe", &why);
   report.accel = AccelName(qemu.icount ? Accel::kTcg : qemu.accel);
-  phase("booting (" + report.accel + (qemu.icount ? ", icount" : "") + ")");
+  QemuOptions v6off = qemu;
+  v6off.memory_mb = std::min(qemu.memory_mb, kIpv6DisabledGuestMb);
+  v6off.extra_append.push_back("ipv6.disable=1");
+  v6off.extra_append.push_back(std::string("rdinit=/") + kIpv6DisabledInit);
+  util::Result<GuestRun> second = util::Error{"not run"};
+  // Its own thread: that thread forks QEMU and stays blocked in Run() until
+  // QEMU is gone (PR_SET_PDEATHSIG follows the forking thread).
+  std::thread second_thread;
+  std::atomic<bool> second_done{false};
+  if (second_boot)
+    second_thread = std::thread([&] {
+      second = RunGuest(v6off, runner);
+      second_done = true;
+    });
+  phase("booting (" + report.accel + (qemu.icount ? ", icount" : "") +
+        (second_boot ? (options.main_boot ? ", + ipv6.disable=1 boot" : ", ipv6.disable=1") : "") +
+        ")");
   bool testing = false;
-  auto run = RunGuest(qemu, runner, [&](const std::string& line) {
-    if (!testing && line.find("LAB-BEGIN") != std::string::npos) {
-      testing = true;
-      phase("testing");
-    }
-    activity(line);
-  });
-  fs::remove_all(work, ec);
-  if (!run) {
-    Fail(report, "boot", run.error().message);
-    return finish();
+  util::Result<GuestRun> run = util::Error{"not run"};
+  if (options.main_boot) {
+    run = RunGuest(qemu, runner, [&](const std::string& line) {
+      if (!testing && line.find("LAB-BEGIN") != std::string::npos) {
+        testing = true;
+        phase("testing");
+      }
+      activity(line);
+    });
   }
-  report.qemu_s = run->seconds;
-  report.boot_s = run->boot_s >= 0 ? run->boot_s : run->seconds;
-  report.tests_s = run->tests_s >= 0 ? run->tests_s : 0;
-  std::string log = options.cache_root + "/logs/" + row.name + ".console.log";
-  if (util::WriteFileAtomic(log, run->console)) report.console_log = log;
+  if (second_thread.joinable()) {
+    if (options.main_boot && !second_done) phase("waiting for the ipv6.disable=1 boot");
+    second_thread.join();
+  }
+  fs::remove_all(work, ec);
 
   // 5. Verdict.
-  ConsoleReport parsed = ParseConsole(run->console, run->timed_out, options.mode);
   bool builds_ok = report.error.empty();
-  for (auto& c : parsed.cases) report.results.push_back(c);
-  for (auto& c : LabCases(parsed)) report.results.push_back(c);
-  report.kernel_faults = parsed.kernel_faults;
-  report.benches = parsed.benches;
-  report.ok = builds_ok && parsed.ok();
-  if (!parsed.ok() && report.error.empty()) report.error = parsed.failures.front();
+  bool boots_ok = true;
+  if (options.main_boot) {
+    if (!run) {
+      Fail(report, "boot", run.error().message);
+      return finish();
+    }
+    report.qemu_s = run->seconds;
+    report.boot_s = run->boot_s >= 0 ? run->boot_s : run->seconds;
+    report.tests_s = run->tests_s >= 0 ? run->tests_s : 0;
+    std::string log = options.cache_root + "/logs/" + row.name + ".console.log";
+    if (util::WriteFileAtomic(log, run->console)) report.console_log = log;
+    ConsoleReport parsed = ParseConsole(run->console, run->timed_out, options.mode);
+    for (auto& c : parsed.cases) report.results.push_back(c);
+    for (auto& c : LabCases(parsed)) report.results.push_back(c);
+    report.kernel_faults = parsed.kernel_faults;
+    report.benches = parsed.benches;
+    boots_ok = parsed.ok();
+    if (!parsed.ok() && report.error.empty()) report.error = parsed.failures.front();
+  }
+  if (second_boot) {
+    // Its lab checks are named ipv6_disabled_boot, ..._kernel_log, ..._cases.
+    const std::string prefix = "ipv6_disabled_";
+    if (!second) {
+      Fail(report, prefix + "boot", second.error().message);
+      boots_ok = false;
+    } else {
+      report.ipv6_disabled_qemu_s = second->seconds;
+      std::string log = options.cache_root + "/logs/" + row.name + ".ipv6-disabled.console.log";
+      if (util::WriteFileAtomic(log, second->console)) report.ipv6_disabled_console_log = log;
+      ConsoleReport parsed = ParseConsole(second->console, second->timed_out, GuestMode::kRun);
+      for (auto& c : parsed.cases) report.results.push_back(c);
+      for (auto c : LabCases(parsed)) {
+        c.name = prefix + c.name;
+        report.results.push_back(c);
+      }
+      for (const auto& f : parsed.kernel_faults)
+        report.kernel_faults.push_back("(ipv6.disable=1 boot) " + f);
+      if (!parsed.ok()) {
+        boots_ok = false;
+        if (report.error.empty()) report.error = "ipv6.disable=1 boot: " + parsed.failures.front();
+      }
+    }
+  }
+  report.ok = builds_ok && boots_ok;
   return finish();
 }
 
@@ -252,6 +325,7 @@ MatrixReport RunMatrix(const std::vector<KernelRow>& rows, const LabOptions& opt
   jobs = std::min<int>(jobs, static_cast<int>(rows.size()));
   RemoveDeadRuns(options.cache_root + "/runs");
   std::string tools = options.cache_root + "/runs/tools-" + std::to_string(::getpid());
+  util::ScratchPath scratch(tools);
   LabOptions prepared = PrepareGuestTools(options, runner, tools);
   std::atomic<size_t> next{0};
   auto worker = [&]() {

@@ -25,6 +25,16 @@ struct LabOptions {
   // lbsim's cases (`run`), or its benchmarks (`bench`, best with qemu.icount).
   GuestMode mode = GuestMode::kRun;
   std::vector<std::string> lbsim_args;          // after `run --ko-dir /modules`
+  // The cases of each boot (empty: the whole table), as --case arguments of
+  // its init script; both scripts are in the row's one initramfs.
+  std::vector<std::string> cases;
+  bool main_boot = true;
+  // A second, short boot of the row with ipv6.disable=1 (and
+  // rdinit=/init-ipv6-disabled) running lbsim's --ipv6-disabled table (the
+  // modules must load and serve IPv4 there); run mode only. It runs beside
+  // the main boot.
+  bool ipv6_disabled_boot = true;
+  std::vector<std::string> ipv6_disabled_cases;
   // tun: the guest network; nf_tables: the UOA firewall case (lbsim programs
   // it), whose libcrc32c needs a crc32c algorithm before 6.14.
   std::vector<std::string> kernel_modules{"tun", "?crc32c_generic", "nf_tables"};
@@ -52,6 +62,11 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
 // guests than cores keeps the cores busy; each guest needs its memory plus
 // QEMU's own. At least one.
 int DefaultJobs(int rows, long mem_available_mb, int guest_memory_mb);
+// The ipv6.disable=1 guest's memory: it loads two modules and runs two cases.
+inline constexpr int kIpv6DisabledGuestMb = 384;
+// What one row's guests need at once, for DefaultJobs: the main guest plus the
+// short one and its QEMU (DefaultJobs adds the main QEMU's own).
+inline int RowGuestMemoryMb(int main_guest_mb) { return main_guest_mb + kIpv6DisabledGuestMb + 256; }
 // MemAvailable of /proc/meminfo in MiB, or -1 when unreadable.
 long MemAvailableMb(const std::string& meminfo = "/proc/meminfo");
 

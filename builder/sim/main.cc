@@ -28,6 +28,9 @@ struct Options {
   bool netns = false;
   bool no_load = false;
   bool list = false;
+  // The table of the lab's ipv6.disable=1 boot instead of the main one; the
+  // TUN gets no IPv6 address.
+  bool ipv6_disabled = false;
   // Alternations of not loaded / loaded. Under -icount a figure repeats, but
   // the per-round ratio still moves by about +-0.2% with where timer ticks
   // and softirqs land (6.1 TOA: 0.9933 to 0.9970 over nine rounds), so the
@@ -105,7 +108,7 @@ sim::Tun SetUpNetwork(const Options& o) {
     std::cerr << "lbsim: " << tun.error().message << "\n";
     exit(2);
   }
-  if (auto st = sim::ConfigureGuestNetwork(*tun); !st) {
+  if (auto st = sim::ConfigureGuestNetwork(*tun, !o.ipv6_disabled); !st) {
     std::cerr << "lbsim: " << st.error().message << "\n";
     exit(2);
   }
@@ -114,10 +117,15 @@ sim::Tun SetUpNetwork(const Options& o) {
 
 int Run(const Options& o) {
   std::vector<sim::Case> all;
-  if (Selected(o, "toa"))
-    for (auto& c : sim::ToaCases()) all.push_back(std::move(c));
-  if (Selected(o, "uoa"))
-    for (auto& c : sim::UoaCases()) all.push_back(std::move(c));
+  if (o.ipv6_disabled) {
+    for (auto& c : sim::Ipv6DisabledCases())
+      if (Selected(o, c.module)) all.push_back(std::move(c));
+  } else {
+    if (Selected(o, "toa"))
+      for (auto& c : sim::ToaCases()) all.push_back(std::move(c));
+    if (Selected(o, "uoa"))
+      for (auto& c : sim::UoaCases()) all.push_back(std::move(c));
+  }
   std::vector<sim::Case> cases;
   std::set<std::string> wanted(o.cases.begin(), o.cases.end());
   for (auto& c : all)
@@ -128,7 +136,9 @@ int Run(const Options& o) {
   }
   if (cases.empty()) {
     std::cerr << "lbsim: no case matches --module " << o.module
-              << (o.cases.empty() ? "" : " --case ...") << " (see lbsim run --list)\n";
+              << (o.cases.empty() ? "" : " --case ...")
+              << (o.ipv6_disabled ? " --ipv6-disabled (see lbsim run --ipv6-disabled --list)\n"
+                                  : " (see lbsim run --list)\n");
     return 2;
   }
   if (!o.no_load && o.ko_dir.empty()) {
@@ -263,6 +273,8 @@ int main(int argc, char** argv) {
   add_common(run);
   run->add_option("--case", o.cases, "only these cases (repeat or comma-separate)")
       ->delimiter(',');
+  run->add_flag("--ipv6-disabled", o.ipv6_disabled,
+                "the cases for a kernel booted with ipv6.disable=1 (IPv4-only TUN)");
   auto* bench = app.add_subcommand("bench", "run the benchmarks");
   add_common(bench);
   bench->add_option("--case", o.cases, "only these benchmarks")->delimiter(',');

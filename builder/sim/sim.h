@@ -197,8 +197,10 @@ class Tun {
   std::string name_;
 };
 
-// Link up + 198.51.100.1/24 + 2001:db8:100::1/64 (IFA_F_NODAD) on the TUN.
-util::Status ConfigureGuestNetwork(const Tun& tun);
+// Link up + 198.51.100.1/24 + 2001:db8:100::1/64 (IFA_F_NODAD) on the TUN;
+// without the IPv6 address when `ipv6` is false (a kernel booted with
+// ipv6.disable=1 has no IPv6 to configure).
+util::Status ConfigureGuestNetwork(const Tun& tun, bool ipv6 = true);
 util::Status AddAddress(const std::string& ifname, const IpAddr& addr, int prefix_len);
 util::Status SetLinkUp(const std::string& ifname);
 // unshare(CLONE_NEWNET) and bring `lo` up (host selftest).
@@ -358,5 +360,9 @@ std::vector<Case> ToaCases();
 std::vector<Case> UoaCases();            // uoa_cases.cc
 std::vector<Benchmark> ToaBenchmarks();
 std::vector<Benchmark> UoaBenchmarks();  // uoa_cases.cc
+// `lbsim run --ipv6-disabled`: the cases of the lab's short boot with
+// ipv6.disable=1 (ipv6_disabled_cases.cc); each first checks that IPv6 really
+// is disabled in the guest.
+std::vector<Case> Ipv6DisabledCases();
 
 }  // namespace sim

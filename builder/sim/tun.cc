@@ -183,9 +183,10 @@ util::Status AddAddress(const std::string& ifname, const IpAddr& addr, int prefi
   return util::Ok{};
 }
 
-util::Status ConfigureGuestNetwork(const Tun& tun) {
+util::Status ConfigureGuestNetwork(const Tun& tun, bool ipv6) {
   if (auto st = AddAddress(tun.name(), net::ServerV4(), 24); !st) return st;
-  if (auto st = AddAddress(tun.name(), net::ServerV6(), 64); !st) return st;
+  if (ipv6)
+    if (auto st = AddAddress(tun.name(), net::ServerV6(), 64); !st) return st;
   return SetLinkUp(tun.name());
 }
 

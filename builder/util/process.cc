@@ -2,10 +2,14 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <mutex>
+#include <set>
+#include <thread>
 
 #include <boost/asio.hpp>
 #include <boost/process.hpp>
@@ -82,12 +86,113 @@ void SetCloseOnExec(int fd) {
   if (flags >= 0) ::fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
 }
 
+// In the child, between fork and exec: its own process group, and SIGKILL
+// when the parent dies. The parent of PR_SET_PDEATHSIG is the thread that
+// forked, which Run() keeps waiting until the child has been reaped. If the
+// parent died before prctl, nothing would send the signal: exit instead.
 struct NewProcessGroup : bp::extend::handler {
+  pid_t parent = ::getpid();
   template <typename Executor>
-  void on_exec_setup(Executor&) const { ::setpgid(0, 0); }
+  void on_exec_setup(Executor&) const {
+    ::setpgid(0, 0);
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+  }
 };
 
+// The children running now (each leads its process group), guarded by
+// SpawnMutex: a child is added under the lock it was started under.
+std::set<pid_t>& Children() {
+  static std::set<pid_t> children;
+  return children;
+}
+
 }  // namespace
+
+std::vector<int> RunningChildren() {
+  std::lock_guard<std::mutex> lock(SpawnMutex());
+  return std::vector<int>(Children().begin(), Children().end());
+}
+
+namespace {
+
+// Interruption (process.h): the registry of children above, scratch paths,
+// and the watcher thread that a signal handler wakes through a pipe (the
+// handler itself only writes one byte: nothing else is safe there).
+std::mutex& ScratchMutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::multiset<std::string>& ScratchPaths() {
+  static std::multiset<std::string> paths;
+  return paths;
+}
+
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void OnInterruptSignal(int sig) {
+  int saved = errno;
+  unsigned char byte = static_cast<unsigned char>(sig);
+  if (g_signal_pipe[1] >= 0) (void)!::write(g_signal_pipe[1], &byte, 1);
+  errno = saved;
+}
+
+void WatchForInterrupt(std::string program) {
+  unsigned char sig = 0;
+  while (::read(g_signal_pipe[0], &sig, 1) != 1) {
+    if (errno != EINTR) return;
+  }
+  // Holding the spawn lock for good: no child starts after this, and every
+  // child started before is in the registry.
+  SpawnMutex().lock();
+  size_t killed = 0;
+  for (pid_t pgid : Children()) {
+    ::kill(-pgid, SIGKILL);
+    ::kill(pgid, SIGKILL);
+    ++killed;
+  }
+  size_t removed = 0;
+  {
+    std::lock_guard<std::mutex> lock(ScratchMutex());
+    for (const auto& path : ScratchPaths()) {
+      boost::system::error_code ec;
+      if (boost::filesystem::remove_all(path, ec) > 0) ++removed;
+    }
+  }
+  const char* name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+  std::string line = program + ": interrupted by " + name + "; killed " + std::to_string(killed) +
+                     " running command(s) and removed " + std::to_string(removed) +
+                     " scratch folder(s)\n";
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
+  ::_exit(128 + sig);
+}
+
+}  // namespace
+
+void InstallInterruptHandler(const std::string& program) {
+  static std::once_flag once;
+  std::call_once(once, [&program] {
+    if (::pipe2(g_signal_pipe, O_CLOEXEC) != 0) return;
+    std::thread(WatchForInterrupt, program).detach();
+    struct sigaction sa {};
+    sa.sa_handler = OnInterruptSignal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  });
+}
+
+void AddScratchPath(const std::string& path) {
+  std::lock_guard<std::mutex> lock(ScratchMutex());
+  ScratchPaths().insert(path);
+}
+
+void RemoveScratchPath(const std::string& path) {
+  std::lock_guard<std::mutex> lock(ScratchMutex());
+  auto it = ScratchPaths().find(path);
+  if (it != ScratchPaths().end()) ScratchPaths().erase(it);
+}
 
 Result<ProcessResult> SystemProcessRunner::Run(const ProcessSpec& spec) {
   if (spec.argv.empty()) return MakeError("internal error: empty command");
@@ -127,8 +232,9 @@ Result<ProcessResult> SystemProcessRunner::Run(const ProcessSpec& spec) {
   }
   if (launch_error)
     return MakeError("cannot start `" + FormatCommand(spec.argv) + "`: " + launch_error.message());
-  spawn_lock.unlock();
   pid_t pgid = child.id();
+  Children().insert(pgid);
+  spawn_lock.unlock();
 
   // Feed stdin, then close it so the child sees EOF.
   auto stdin_buf = std::make_shared<std::string>(spec.stdin_data);
@@ -184,6 +290,10 @@ Result<ProcessResult> SystemProcessRunner::Run(const ProcessSpec& spec) {
   child.wait(wait_error);
   // Anything the command left behind in its group goes with it.
   ::kill(-pgid, SIGKILL);
+  {
+    std::lock_guard<std::mutex> lock(SpawnMutex());
+    Children().erase(pgid);
+  }
   result.exit_code = result.timed_out ? -1 : child.exit_code();
   result.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -49,11 +49,46 @@ class ProcessRunner {
 };
 
 // Runs real processes with Boost.Process. Each child leads its own process
-// group so a deadline kills it and everything it spawned.
+// group so a deadline kills it and everything it spawned, and it dies with
+// this process (see InstallInterruptHandler).
 class SystemProcessRunner : public ProcessRunner {
  public:
   Result<ProcessResult> Run(const ProcessSpec& spec) override;
 };
+
+// ---------------------------------------------------------------- interruption
+// Children of SystemProcessRunner must not outlive the tool (a QEMU guest
+// re-parented to PID 1 runs until its deadline):
+//  - Killed outright (SIGKILL, a crash): each child asks the kernel for
+//    SIGKILL when its parent dies (PR_SET_PDEATHSIG). The kernel sends it when
+//    the *thread* that forked exits; Run() keeps that thread blocked until the
+//    child has been reaped, so only the death of the whole process fires it.
+//    What a child spawned itself (its process group) is not covered then.
+//  - SIGINT, SIGTERM, SIGHUP once InstallInterruptHandler() ran: a watcher
+//    thread stops new children from starting, kills every running child's
+//    process group, removes the registered scratch paths, prints one line
+//    (`PROGRAM: interrupted by SIGTERM; ...`) and exits 128 + the signal.
+void InstallInterruptHandler(const std::string& program);
+
+// Paths removed (recursively) when the run is interrupted; a path is
+// unregistered once its owner removed it itself.
+void AddScratchPath(const std::string& path);
+void RemoveScratchPath(const std::string& path);
+
+// Registers a scratch path for its lifetime (it does not remove the path).
+class ScratchPath {
+ public:
+  explicit ScratchPath(std::string path) : path_(std::move(path)) { AddScratchPath(path_); }
+  ~ScratchPath() { RemoveScratchPath(path_); }
+  ScratchPath(const ScratchPath&) = delete;
+  ScratchPath& operator=(const ScratchPath&) = delete;
+
+ private:
+  std::string path_;
+};
+
+// Process ids (each its group's leader) of the children running now.
+std::vector<int> RunningChildren();
 
 // Records commands instead of running them (--dry-run), answering each with
 // a canned success.

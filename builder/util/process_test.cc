@@ -1,8 +1,19 @@
 #include "util/process.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
+#include <thread>
+
+#include "util/fs.h"
+#include "util/testing.h"
 
 using namespace util;
 
@@ -110,4 +121,119 @@ TEST_CASE("a child inherits no other command's pipes (their EOF would wait for i
   for (const auto& p : PipesAboveStderr(fds))
     if (!before.count(p)) leaked += p + "; ";
   CHECK(leaked == "");
+}
+
+namespace {
+
+// State and start time (clock ticks after boot) of a process, from
+// /proc/PID/stat, so a pid the kernel reused is not taken for ours.
+struct ProcInfo {
+  bool exists = false;
+  char state = '?';
+  unsigned long long start = 0;
+};
+
+ProcInfo ReadProc(int pid) {
+  ProcInfo info;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return info;
+  std::istringstream rest(text.substr(paren + 2));
+  std::string field;
+  rest >> info.state;
+  for (int i = 4; i < 22 && rest >> field; ++i) {
+  }
+  rest >> info.start;
+  info.exists = true;
+  return info;
+}
+
+// Gone: no such process, another one under its pid, or dead and waiting to be
+// reaped by whoever adopted it (a zombie runs nothing).
+bool Gone(int pid, unsigned long long start) {
+  ProcInfo p = ReadProc(pid);
+  return !p.exists || p.start != start || p.state == 'Z' || p.state == 'X';
+}
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, size_t(n)) : std::string();
+}
+
+}  // namespace
+
+// The process the next test starts and kills (this test binary again, with
+// TOA_TEST_INTERRUPT_DIR set): a tool that installed the interrupt handler,
+// registered a scratch folder and runs a long child from a worker thread, as
+// a matrix row runs QEMU. Hidden: does nothing on its own.
+TEST_CASE("interrupt helper (started by the next test)", "[.interrupt_helper]") {
+  const char* dir = std::getenv("TOA_TEST_INTERRUPT_DIR");
+  if (!dir) return;
+  InstallInterruptHandler("interrupt-helper");
+  std::string scratch = std::string(dir) + "/scratch";
+  util::testing::Touch(scratch + "/sub/file");
+  ScratchPath registered(scratch);
+  SystemProcessRunner runner;
+  std::thread worker([&runner] {
+    ProcessSpec sleep;
+    sleep.argv = {"sleep", "120"};
+    sleep.timeout = std::chrono::seconds(120);
+    runner.Run(sleep);
+  });
+  for (int i = 0; i < 200 && RunningChildren().empty(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto children = RunningChildren();
+  if (!children.empty())
+    util::WriteFileAtomic(std::string(dir) + "/ready",
+                          std::to_string(::getpid()) + " " + std::to_string(children[0]) + "\n");
+  worker.join();  // the test kills this process long before
+}
+
+TEST_CASE("children die with a killed or interrupted tool; SIGINT/SIGTERM also remove scratch "
+          "folders and exit 128+signal") {
+  std::string self = SelfExe();
+  REQUIRE(!self.empty());
+  for (int sig : {SIGKILL, SIGTERM, SIGINT}) {
+    INFO("signal " << sig);
+    util::testing::TempDir tmp;
+    SystemProcessRunner runner;
+    ProcessSpec helper;
+    helper.argv = {self, "[interrupt_helper]"};
+    helper.env = {{"TOA_TEST_INTERRUPT_DIR", tmp.path}};
+    helper.timeout = std::chrono::seconds(60);
+    Result<ProcessResult> result = MakeError("not run");
+    std::thread run([&] { result = runner.Run(helper); });
+    std::string ready;
+    for (int i = 0; i < 600 && ready.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (auto r = util::ReadFile(tmp / "ready"); r) ready = *r;
+    }
+    int helper_pid = 0, child_pid = 0;
+    std::istringstream(ready) >> helper_pid >> child_pid;
+    if (helper_pid <= 0 || child_pid <= 0) {
+      for (int pid : RunningChildren()) ::kill(-pid, SIGKILL);
+      run.join();
+      FAIL("the helper did not start its child: " << (result ? result->output : ""));
+    }
+    unsigned long long child_start = ReadProc(child_pid).start;
+    REQUIRE_FALSE(Gone(child_pid, child_start));
+    REQUIRE(std::filesystem::exists(tmp / "scratch/sub/file"));
+
+    ::kill(helper_pid, sig);
+    run.join();
+    bool gone = false;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!(gone = Gone(child_pid, child_start)) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(gone);
+    if (!gone) ::kill(child_pid, SIGKILL);  // our grandchild: leave nothing running
+    REQUIRE(result.ok());
+    if (sig != SIGKILL) {
+      CHECK(result->exit_code == 128 + sig);
+      CHECK(result->output.find("interrupt-helper: interrupted by SIG") != std::string::npos);
+      CHECK_FALSE(std::filesystem::exists(tmp / "scratch"));
+    }
+  }
 }

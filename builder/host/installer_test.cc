@@ -859,7 +859,7 @@ TEST_CASE("module/dkms.conf: DKMS's own test takes x86_64 and skips arm64", "[ho
   util::SystemProcessRunner runner;
   util::ProcessSpec spec;
   spec.argv = {"bash", "-c",
-               "set -u; kernel_source_dir=/k; dkms_tree=/t; . \"$1\"; "
+               "set -u; kernel_source_dir=/k; dkms_tree=/t; . \"$1\"; [[ -n \"${BUILD_EXCLUSIVE_ARCH:-}\" ]] || exit 2; "
                "[[ x86_64 =~ $BUILD_EXCLUSIVE_ARCH ]] || exit 3; [[ aarch64 =~ $BUILD_EXCLUSIVE_ARCH ]] && exit 4; "
                "[[ arm64 =~ $BUILD_EXCLUSIVE_ARCH ]] && exit 5; "
                "echo \"$PACKAGE_NAME $PACKAGE_VERSION ${BUILT_MODULE_NAME[*]} $AUTOINSTALL\"",

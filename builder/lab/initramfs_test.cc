@@ -92,6 +92,27 @@ TEST_CASE("kernel modules: names are normalised and dependencies come first") {
   CHECK_FALSE(cycle);
 }
 
+TEST_CASE("kernel modules: a '?' name is loaded where the kernel ships it and skipped where not") {
+  std::string dep =
+      "kernel/crypto/crc32c_generic.ko.xz:\n"
+      "kernel/net/netfilter/nf_tables.ko.xz: kernel/net/netfilter/nfnetlink.ko.xz\n"
+      "kernel/net/netfilter/nfnetlink.ko.xz:\n";
+  auto shipped = lab::ResolveKernelModules(dep, "", {"?crc32c_generic", "nf_tables"});
+  REQUIRE(shipped);
+  REQUIRE(shipped->size() == 3);
+  CHECK((*shipped)[0] == "kernel/crypto/crc32c_generic.ko.xz");
+  CHECK((*shipped)[2] == "kernel/net/netfilter/nf_tables.ko.xz");
+  // 7.2 ships neither crc32c_generic nor libcrc32c: skipped, not an error.
+  std::string dep72 = "kernel/net/netfilter/nf_tables.ko.xz:\n";
+  auto absent = lab::ResolveKernelModules(dep72, "", {"?crc32c_generic", "nf_tables"});
+  REQUIRE(absent);
+  CHECK(*absent == std::vector<std::string>{"kernel/net/netfilter/nf_tables.ko.xz"});
+  // Without the '?' the same absence is the clear error.
+  auto required = lab::ResolveKernelModules(dep72, "", {"crc32c_generic"});
+  REQUIRE_FALSE(required);
+  CHECK(required.error().message.find("crc32c_generic") != std::string::npos);
+}
+
 TEST_CASE("init: follows the guest-run contract") {
   std::string init = lab::GenerateInit({"--module", "toa", "it's"});
   CHECK(init.rfind("#!/bin/busybox sh\n", 0) == 0);

@@ -237,3 +237,16 @@ TEST_CASE("children die with a killed or interrupted tool; SIGINT/SIGTERM also r
     }
   }
 }
+
+TEST_CASE("OutputTail: the last lines, escaped and cut for a one-line message") {
+  CHECK(util::OutputTail("a\nb\n\nc\nd  \r\n") == "b | c | d");
+  // A terminal escape and a bell from a command are not passed to the user's terminal.
+  CHECK(util::OutputTail("E: \x1b[31mfailed\x07\n", 1) == "E: \\x1b[31mfailed\\x07");
+  // UTF-8 quotes (gcc's) stay readable.
+  CHECK(util::OutputTail("error: \xe2\x80\x98x\xe2\x80\x99 undeclared\n", 1) ==
+        "error: \xe2\x80\x98x\xe2\x80\x99 undeclared");
+  std::string huge(1 << 20, 'x');
+  std::string tail = util::OutputTail(huge + "\n", 1);
+  CHECK(tail.size() < 500);
+  CHECK(tail.find("(1048576 bytes)") != std::string::npos);
+}

@@ -1,4 +1,5 @@
 #include "util/process.h"
+#include "util/strings.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -8,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -40,32 +40,10 @@ std::string FormatCommand(const std::vector<std::string>& argv) {
   return out;
 }
 
-namespace {
-
-// A command's output line as it may go into a one-line message: control
-// characters (a terminal's escape sequences, carriage returns of progress
-// bars) as \xHH, UTF-8 kept (compilers quote with it), at most
-// kMaxTailLineBytes bytes.
+// A command's output line in a one-line message: control characters (a
+// terminal's escapes, progress bars' carriage returns) escaped, UTF-8 kept,
+// at most this many bytes.
 constexpr size_t kMaxTailLineBytes = 400;
-
-std::string PrintableLine(const std::string& line) {
-  std::string out;
-  size_t n = std::min(line.size(), kMaxTailLineBytes);
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char c = static_cast<unsigned char>(line[i]);
-    if (c < 0x20 || c == 0x7f) {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (line.size() > n) out += "... (" + std::to_string(line.size()) + " bytes)";
-  return out;
-}
-
-}  // namespace
 
 std::string OutputTail(const std::string& output, size_t lines) {
   std::vector<std::string> kept;
@@ -75,7 +53,8 @@ std::string OutputTail(const std::string& output, size_t lines) {
     size_t from = start == std::string::npos ? 0 : start + 1;
     std::string line = output.substr(from, end - from);
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-    if (!line.empty()) kept.insert(kept.begin(), PrintableLine(line));
+    if (!line.empty())
+      kept.insert(kept.begin(), Printable(line, kMaxTailLineBytes, /*keep_utf8=*/true));
     if (start == std::string::npos) break;
     end = start;
   }

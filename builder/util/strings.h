@@ -14,7 +14,10 @@ inline bool EndsWith(const std::string& s, const std::string& suffix) {
 // Text from users or files, made safe to put in a one-line message: control
 // characters and bytes >= 0x7f as \n, \t, \xHH (backslash as \\), at most
 // `max_chars` of the input kept, then "... (N bytes)" saying how long it was.
-inline std::string Printable(const std::string& s, size_t max_chars = 120) {
+// `keep_utf8`: bytes >= 0x80 pass unchanged (a command's own output, where
+// compilers quote with UTF-8); DEL is still escaped.
+inline std::string Printable(const std::string& s, size_t max_chars = 120,
+                             bool keep_utf8 = false) {
   std::string out;
   size_t n = s.size() < max_chars ? s.size() : max_chars;
   for (size_t i = 0; i < n; ++i) {
@@ -23,7 +26,7 @@ inline std::string Printable(const std::string& s, size_t max_chars = 120) {
     else if (c == '\n') out += "\\n";
     else if (c == '\t') out += "\\t";
     else if (c == '\r') out += "\\r";
-    else if (c < 0x20 || c >= 0x7f) {
+    else if (c < 0x20 || c == 0x7f || (c > 0x7f && !keep_utf8)) {
       char buf[5];
       std::snprintf(buf, sizeof buf, "\\x%02x", c);
       out += buf;

@@ -194,7 +194,9 @@ TEST_CASE("cli: usage errors exit 2 with one line `toa-build: what; fix`, in eve
            {"detect", "--kernel", "x;id", "--root", kFixtures + "debian-12"},
            {"status", "--root", "/nonexistent"},
        }) {
-    INFO(args[0] + " " + args[1] + " " + args[2]);
+    std::string shown;
+    for (const auto& a : args) shown += a + " ";
+    INFO(shown);
     auto r = Cli(args);
     CHECK(r.code == 2);
     CHECK(r.err.rfind("toa-build: ", 0) == 0);

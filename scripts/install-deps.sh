@@ -8,6 +8,7 @@ pkgs=(
   libcli11-dev libyaml-cpp-dev libboost-dev libboost-filesystem-dev nlohmann-json3-dev catch2
   qemu-system-x86 qemu-utils debootstrap dkms busybox-static rpm cpio zstd xz-utils
   kmod libelf-dev bc flex bison clang libclang-rt-14-dev iproute2 python3 perl
+  patch curl libarchive-tools
 )
 missing=()
 for p in "${pkgs[@]}"; do

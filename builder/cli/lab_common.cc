@@ -14,6 +14,7 @@
 #include "lab/paths.h"
 #include "lab/report.h"
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace cli {
 
@@ -44,6 +45,9 @@ void LabFlags::Declare(CLI::App& app) {
                  "Extra argument for `lbsim run` in the guest (repeatable), e.g. --lbsim-arg=--no-load")
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_option("--sources", sources,
+                 "Folder holding kernel source tarballs for rows built from source (repeatable; searched "
+                 "before $TOA_BUILD_KERNEL_SOURCES and the cache's sources/)");
   app.add_option("--junit", junit, "Write a JUnit XML report to FILE");
   app.add_flag("--json", json, "Print one JSON object instead of the summary table");
   app.add_flag("--gzip-initramfs", gzip, "Compress the guest's initramfs with gzip -1");
@@ -76,6 +80,12 @@ util::Result<lab::LabOptions> LabFlags::ToOptions() const {
   if (bench) o.ipv6_disabled_boot = false;
   o.lbsim_args.insert(o.lbsim_args.end(), lbsim_args.begin(), lbsim_args.end());
   o.gzip_initramfs = gzip;
+  for (const auto& dir : sources) {
+    if (dir.empty() || ::access(dir.c_str(), R_OK | X_OK) != 0)
+      return util::MakeError("--sources " + util::Printable(dir, 80) +
+                             " is not a readable folder; pass the folder holding the kernel tarballs");
+    o.source_dirs.push_back(dir);
+  }
   if (::access(o.lbsim.c_str(), X_OK) != 0)
     return util::MakeError("no lbsim at " + o.lbsim + ": build it (ninja lbsim) or pass --lbsim FILE");
   if (::access((o.module_src).c_str(), R_OK) != 0)
@@ -106,21 +116,6 @@ util::Result<std::set<std::string>> ListCases(util::ProcessRunner& runner, const
   return names;
 }
 
-// Display form of a name from the command line: bounded, control characters escaped.
-std::string Shown(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text.substr(0, 80)) {
-    if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return text.size() > 80 ? out + "..." : out;
-}
-
 }  // namespace
 
 util::Status SelectCases(const LabFlags& flags, util::ProcessRunner& runner,
@@ -140,7 +135,7 @@ util::Status SelectCases(const LabFlags& flags, util::ProcessRunner& runner,
   for (const auto& name : flags.cases) {
     bool in_main = main->count(name) > 0, in_second = second.count(name) > 0;
     if (!in_main && !in_second)
-      return util::MakeError("unknown --case `" + Shown(name) + "` for --module " + flags.module +
+      return util::MakeError("unknown --case `" + util::Printable(name, 80) + "` for --module " + flags.module +
                              "; list the names with `" + options->lbsim + " " + sub +
                              " --list`" + (flags.bench ? "" : " (and --ipv6-disabled --list)"));
     if (in_main) options->cases.push_back(name);
@@ -177,7 +172,7 @@ int RunAndReport(Context& ctx, const LabFlags& flags, const std::vector<lab::Ker
   }
   if (!flags.junit.empty()) {
     if (auto st = ProbeWritable(flags.junit); !st) {
-      *ctx.err << "toa-build: --junit " << Shown(flags.junit) << ": " << st.error().message
+      *ctx.err << "toa-build: --junit " << util::Printable(flags.junit, 80) << ": " << st.error().message
                << "; pass a writable file path\n";
       return 2;
     }

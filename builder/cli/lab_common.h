@@ -24,6 +24,7 @@ struct LabFlags {
   std::string module = "all";
   std::vector<std::string> cases;
   std::vector<std::string> lbsim_args;
+  std::vector<std::string> sources;  // folders with kernel source tarballs (source rows)
   std::string junit;
   bool json = false;
   bool gzip = false;

@@ -4,12 +4,14 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "cli/command.h"
 #include "host/artifacts.h"
+#include "lab/matrix.h"
 
 namespace {
 
@@ -373,4 +375,27 @@ TEST_CASE("cli: text from files is escaped and cut in errors", "[host][cli]") {
   CHECK(r.err.size() < 400);
   CHECK(r.err.find('\x1b') == std::string::npos);
   CHECK(r.err.find("... (1048586 bytes)") != std::string::npos);
+}
+
+TEST_CASE("cli install --dry-run on CentOS 7 plans what the lab's centos-7 row proved", "[host][cli]") {
+  // The row builds 3.10.0-1160.el7 from CentOS's tree and builds module/ by
+  // Kbuild and by DKMS against it; the installer must plan that same DKMS
+  // package (module/dkms.conf) from the same sources for that kernel.
+  auto matrix = lab::LoadMatrix(lab::DefaultMatrixPath());
+  REQUIRE(matrix.ok());
+  auto row = lab::FindRow(*matrix, "centos-7");
+  REQUIRE(row.ok());
+  const std::string kver = row->source.Kver();
+  std::ifstream conf(std::string(TOA_SOURCE_DIR) + "/module/dkms.conf");
+  std::string line, version;
+  while (std::getline(conf, line))
+    if (line.rfind("PACKAGE_VERSION=", 0) == 0) version = line.substr(16);
+  version.erase(std::remove(version.begin(), version.end(), '"'), version.end());
+  REQUIRE_FALSE(version.empty());
+  auto r = Cli({"install", "--dry-run", "--root", kFixtures + "centos-7"});
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("kernel-devel-" + kver) != std::string::npos);
+  CHECK(r.out.find("# copy " + std::string(TOA_SOURCE_DIR) + "/module -> /usr/src/toa-build-" + version) !=
+        std::string::npos);
+  CHECK(r.out.find("dkms build -m toa-build -v " + version + " -k " + kver + "\n") != std::string::npos);
 }

@@ -145,10 +145,16 @@ ConsoleReport ParseConsole(const std::string& console, bool timed_out, GuestMode
         c.module = j.value("module", std::string("?"));
         c.name = j["case"].get<std::string>();
         std::string result = j["result"].get<std::string>();
-        c.passed = result == "pass";
+        c.not_applicable = result == "not_applicable";
+        c.passed = result == "pass" || c.not_applicable;
         c.detail = j.contains("detail") && j["detail"].is_string() ? j["detail"].get<std::string>()
                                                                     : std::string();
-        if (result != "pass" && result != "fail" && c.detail.empty())
+        if (c.not_applicable && c.detail.empty()) {
+          // A reason is the whole point of not applicable.
+          c.passed = c.not_applicable = false;
+          c.detail = "not_applicable without a reason";
+        }
+        if (result != "pass" && result != "fail" && !c.not_applicable && c.detail.empty())
           c.detail = "unknown result \"" + result + "\"";
       } else {
         c.module = "lab";

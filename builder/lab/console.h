@@ -15,6 +15,9 @@ struct CaseResult {
   std::string name;    // the case
   bool passed = false;
   std::string detail;
+  // "not_applicable" from lbsim: the case cannot hold on this kernel (the
+  // reason is `detail`). Counts as not failed; reports show it apart.
+  bool not_applicable = false;
 };
 
 struct ConsoleReport {

@@ -10,6 +10,27 @@
 
 namespace lab {
 
+// A row built from a distro's own kernel source instead of Debian packages
+// (CentOS 7's 3.10.0-1160.el7): the tarball, how to configure and patch it,
+// and the release it must turn out to be. Paths are absolute after parsing
+// (given relative to the matrix file's folder).
+struct KernelSource {
+  std::string tarball;       // file name, looked up in the sources search path
+  std::string top_dir;       // the folder the tarball unpacks to
+  // Makefile variables the unpacked tree must have (VERSION, PATCHLEVEL,
+  // SUBLEVEL, RHEL_RELEASE...): a different tree is refused before building.
+  std::vector<std::pair<std::string, std::string>> makefile;
+  std::string extraversion;  // "-1160.el7.x86_64", as the distro's RPM spec sets it
+  std::string base_config;   // make target giving the starting .config: "x86_64_defconfig"
+  std::string config;        // Kconfig fragment merged on top (every line must survive)
+  std::string patches_dir;   // toolchain patches, *.patch applied in name order; may be empty
+  std::string archive_url;   // where a user gets it (an SRPM); fetched when the file is absent
+  std::string archive_member;  // the tarball's name inside archive_url (default: tarball)
+  int build_minutes = 60;    // deadline of the kernel build
+  // The release the tree builds: VERSION.PATCHLEVEL.SUBLEVEL + extraversion.
+  std::string Kver() const;
+};
+
 struct KernelRow {
   std::string name;          // "debian-12"
   std::string suite;         // apt suite of the kernel packages: "bookworm", "bookworm-backports", "sid"
@@ -30,6 +51,11 @@ struct KernelRow {
   std::string modules_dir;      // "lib/modules/{kver}" or "usr/lib/modules/{kver}"
   std::string mirror;           // Debian archive for suite and root (from the file's `mirror`)
   std::string security_mirror;  // archive of security_suite (from the file's `security_mirror`)
+  // Set for rows built from source (`source:` in the YAML); the Debian
+  // package keys (suite, image_meta, ...) do not apply to them then.
+  bool from_source = false;
+  KernelSource source;
+  std::string note;  // why the row is configured as it is (`note:`), shown in reports
 };
 
 struct Matrix {

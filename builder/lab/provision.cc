@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "lab/cache.h"
+#include "lab/source_kernel.h"
 #include "util/fs.h"
 
 namespace lab {
@@ -661,6 +662,14 @@ util::Result<ProvisionedKernel> ProvisionRow(const KernelRow& row, util::Process
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   std::string root = RootDir(cache_root, row.root_release);
+
+  if (row.from_source) {
+    auto root_entry = EnsureRoot(row, runner, cache_root, progress);
+    if (!root_entry) return root_entry.error();
+    auto k = ProvisionSourceRow(row, runner, cache_root, progress, options);
+    if (k) k->seconds = elapsed();
+    return k;
+  }
 
   // Warm path: the kver known (pinned or resolved before), root, headers and
   // kernel entries complete. Reads stamps only: no commands, no network.

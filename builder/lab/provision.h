@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "lab/matrix.h"
 #include "util/process.h"
@@ -25,12 +26,20 @@ struct ProvisionedKernel {
   std::string gcc_version;      // the root's compiler ("12.2.0"), for reports
   double seconds = 0;
   bool warm = false;            // everything came from the cache
+  // Rows built from source: the tarball ("linux-3.10.0-1160.el7.tar.xz,
+  // sha256 1a2b..."), and how long its kernel build took when it was made.
+  std::string source;
+  double kernel_build_s = 0;
+  bool kernel_built_now = false;  // this run built the kernel (a cold build)
 };
 
 struct ProvisionOptions {
   // Resolve the version through the archive again even when the cache
   // already has a kernel for the row (otherwise the last resolved one is used).
   bool refresh = false;
+  // Folders holding kernel source tarballs (--sources), searched before
+  // $TOA_BUILD_KERNEL_SOURCES and the cache's own sources folder.
+  std::vector<std::string> source_dirs;
 };
 
 using ProgressFn = std::function<void(const std::string&)>;

@@ -51,7 +51,7 @@ nlohmann::json ToJson(const MatrixReport& report) {
                          {"kernel", row.kernel},
                          {"module", c.module},
                          {"case", c.name},
-                         {"result", c.passed ? "pass" : "fail"},
+                         {"result", c.not_applicable ? "not_applicable" : c.passed ? "pass" : "fail"},
                          {"detail", c.detail}});
     }
     nlohmann::json r = {{"row", row.row},
@@ -71,6 +71,12 @@ nlohmann::json ToJson(const MatrixReport& report) {
                         {"kernel_faults", row.kernel_faults},
                         {"benches", row.benches}};
     if (!row.error.empty()) r["error"] = row.error;
+    if (!row.compiler.empty()) r["compiler"] = row.compiler;
+    if (!row.source.empty()) {
+      r["source"] = row.source;
+      r["kernel_build_s"] = Round2(row.kernel_build_s);
+      r["kernel_built_now"] = row.kernel_built_now;
+    }
     if (!row.console_log.empty()) r["console_log"] = row.console_log;
     if (!row.ipv6_disabled_console_log.empty())
       r["ipv6_disabled_console_log"] = row.ipv6_disabled_console_log;
@@ -118,6 +124,8 @@ std::string ToJunit(const MatrixReport& report) {
     for (const auto& [k, v] :
          std::vector<std::pair<std::string, std::string>>{{"kernel", row.kernel},
                                                           {"package_version", row.package_version},
+                                                          {"compiler", row.compiler},
+                                                          {"source", row.source},
                                                           {"method", row.method},
                                                           {"accel", row.accel},
                                                           {"provision_s", Seconds(row.provision_s)},
@@ -129,7 +137,10 @@ std::string ToJunit(const MatrixReport& report) {
     for (const auto& c : row.results) {
       x << "    <testcase classname=\"" << XmlEscape(row.row + "." + c.module) << "\" name=\""
         << XmlEscape(c.name) << "\" time=\"0\"";
-      if (c.passed) {
+      if (c.not_applicable) {
+        x << ">\n      <skipped message=\"not applicable: " << XmlEscape(FirstLine(c.detail))
+          << "\"/>\n    </testcase>\n";
+      } else if (c.passed) {
         x << "/>\n";
       } else {
         x << ">\n      <failure message=\"" << XmlEscape(FirstLine(c.detail)) << "\">"
@@ -149,7 +160,7 @@ std::string CaseListing(const MatrixReport& report) {
   for (const auto& row : report.rows) {
     for (const auto& c : row.results) {
       if (c.module == "lab") continue;
-      out << row.row << "  " << (c.passed ? "pass" : "FAIL") << "  " << c.module << "/" << c.name
+      out << row.row << "  " << (c.not_applicable ? "n/a " : c.passed ? "pass" : "FAIL") << "  " << c.module << "/" << c.name
           << ": " << FirstLine(c.detail) << "\n";
     }
   }
@@ -161,18 +172,20 @@ std::string SummaryTable(const MatrixReport& report) {
   table.push_back({"row", "kernel", "method", "accel", "provision", "build", "initrd", "boot",
                    "tests", "v6off", "cases", "result"});
   for (const auto& row : report.rows) {
-    int cases = 0, passed = 0;
+    int cases = 0, passed = 0, not_applicable = 0;
     for (const auto& c : row.results) {
       if (c.module == "lab") continue;
       ++cases;
-      if (c.passed) ++passed;
+      if (c.not_applicable) ++not_applicable;
+      else if (c.passed) ++passed;
     }
     table.push_back({row.row, row.kernel.empty() ? "-" : row.kernel, row.method,
                      row.accel.empty() ? "-" : row.accel, Seconds(row.provision_s) + "s",
                      Seconds(row.build_s) + "s", Seconds(row.initramfs_s) + "s",
                      Seconds(row.boot_s) + "s", Seconds(row.tests_s) + "s",
                      row.ipv6_disabled_qemu_s > 0 ? Seconds(row.ipv6_disabled_qemu_s) + "s" : "-",
-                     std::to_string(passed) + "/" + std::to_string(cases),
+                     std::to_string(passed) + "/" + std::to_string(cases) +
+                         (not_applicable ? " (" + std::to_string(not_applicable) + " n/a)" : ""),
                      row.ok ? "PASS" : "FAIL"});
   }
   std::vector<size_t> width(table[0].size(), 0);
@@ -190,6 +203,16 @@ std::string SummaryTable(const MatrixReport& report) {
     if (row.ok) ++ok_rows;
   out << ok_rows << "/" << report.rows.size() << " row(s) passed in " << Seconds(report.seconds)
       << "s\n";
+  // Never silently dropped: each case that cannot hold on a row, with why.
+  for (const auto& row : report.rows) {
+    bool header = false;
+    for (const auto& c : row.results) {
+      if (!c.not_applicable) continue;
+      if (!header) out << "\n" << row.row << " not applicable:\n";
+      header = true;
+      out << "  " << c.module << "/" << c.name << ": " << FirstLine(c.detail) << "\n";
+    }
+  }
   for (const auto& row : report.rows) {
     if (row.ok) continue;
     out << "\n" << row.row << " failed:";

@@ -18,7 +18,11 @@ namespace lab {
 struct RowReport {
   std::string row;
   std::string kernel;           // resolved kernel release (KVER)
-  std::string package_version;  // Debian version of the image package
+  std::string package_version;  // Debian version of the image package ("built from X" for source rows)
+  std::string compiler;         // the build root's compiler: "gcc 12.2.0 (bookworm)"
+  std::string source;           // source rows: "TARBALL, sha256 ..."
+  double kernel_build_s = 0;    // source rows: how long the cached kernel took to build
+  bool kernel_built_now = false;
   std::string method;           // kbuild | dkms
   std::string accel;            // kvm | tcg
   double provision_s = 0, build_s = 0, initramfs_s = 0;

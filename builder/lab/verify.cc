@@ -129,7 +129,9 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
 
   // 1. Kernel and build root.
   phase("provisioning");
-  auto kernel = ProvisionRow(row, runner, options.cache_root, activity);
+  ProvisionOptions provision;
+  provision.source_dirs = options.source_dirs;
+  auto kernel = ProvisionRow(row, runner, options.cache_root, activity, provision);
   if (!kernel) {
     Fail(report, "provision", kernel.error().message);
     return finish();
@@ -137,8 +139,17 @@ RowReport VerifyRow(const KernelRow& row, const LabOptions& options, util::Proce
   report.kernel = kernel->kver;
   report.package_version = kernel->package_version;
   report.provision_s = kernel->seconds;
+  report.compiler = kernel->gcc_version.empty() ? "" : "gcc " + kernel->gcc_version + " (" + row.root_release + ")";
+  report.source = kernel->source;
+  report.kernel_build_s = kernel->kernel_build_s;
+  report.kernel_built_now = kernel->kernel_built_now;
   report.results.push_back({"lab", "provision", true,
                             kernel->kver + " (" + kernel->package_version + ")" +
+                                (kernel->source.empty() ? "" : ", " + kernel->source) +
+                                (report.compiler.empty() ? "" : ", " + report.compiler) +
+                                (kernel->kernel_built_now
+                                     ? ", kernel built in " + Fixed1(kernel->kernel_build_s) + " s"
+                                     : "") +
                                 (kernel->warm ? ", warm cache" : "")});
 
   // 2. Modules, by every method asked for; the first one's go in the guest.

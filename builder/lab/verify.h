@@ -19,6 +19,7 @@ struct LabOptions {
   std::string module_src;   // the module tree to build (SourceDir()/module)
   std::string lbsim;        // static lbsim (BinaryDir()/lbsim)
   std::string busybox = "/bin/busybox";
+  std::vector<std::string> source_dirs;  // --sources: where source rows' tarballs are
   // Every method listed is built (and must succeed); the guest boots the
   // modules of the first.
   std::vector<BuildMethod> methods{BuildMethod::kKbuild};

@@ -1,6 +1,6 @@
 // lbsim: runs the TOA/UOA case tables (or benchmarks) and prints the
 // machine-readable lines of ARCHITECTURE.md "Guest run":
-//   LBSIM-RESULT {"module":..,"case":..,"result":"pass"|"fail","detail":..}
+//   LBSIM-RESULT {"module":..,"case":..,"result":"pass"|"fail"|"not_applicable","detail":..}
 //   LBSIM-DONE passed=N failed=M
 //   LBSIM-BENCH {...}
 #include <sys/resource.h>
@@ -179,13 +179,14 @@ int Run(const Options& o) {
     unsigned long taint_after = sim::OopsOrWarnTaint();
     if (taint_after & ~taint_before) {
       r.pass = false;
+      r.not_applicable = false;
       r.detail = "kernel oops/WARN during the case (taint " + std::to_string(taint_after) +
                  "); " + r.detail;
     }
     // Key order as in ARCHITECTURE.md (module, case, result, detail).
     nlohmann::ordered_json j = {{"module", c.module},
                         {"case", c.name},
-                        {"result", r.pass ? "pass" : "fail"},
+                        {"result", r.not_applicable ? "not_applicable" : r.pass ? "pass" : "fail"},
                         {"detail", r.detail}};
     // Guest milliseconds the case took: where a row's test time goes.
     j["ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(

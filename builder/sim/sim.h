@@ -292,8 +292,12 @@ util::Result<std::map<std::string, uint64_t>> ReadCounters(const std::string& pa
 struct CaseResult {
   bool pass = false;
   std::string detail;
+  // The case cannot hold on this kernel for a reason in `detail` (a feature
+  // it lacks): reported as "not_applicable", neither passed nor failed.
+  bool not_applicable = false;
   static CaseResult Pass(std::string d) { return {true, std::move(d)}; }
   static CaseResult Fail(std::string d) { return {false, std::move(d)}; }
+  static CaseResult NotApplicable(std::string why) { return {true, std::move(why), true}; }
 };
 
 struct Context {

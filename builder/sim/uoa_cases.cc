@@ -607,7 +607,7 @@ CaseResult MappedSource(Context& ctx) {
   unsigned long seen = after["found_dstopt"] - before["found_dstopt"];
   // Not vacuous: the module must have seen the option and refused its source.
   if (seen == 0 && o.detail.rfind("dropped", 0) == 0)
-    return CaseResult::Pass("not applicable: this kernel drops IPv6 packets from v4-mapped "
+    return CaseResult::NotApplicable("this kernel drops IPv6 packets from v4-mapped "
                             "sources before the module sees them (" + o.detail + ")");
   if (untrusted < 2)
     return CaseResult::Fail("stats untrusted grew by " + std::to_string(untrusted) + ", want 2");

@@ -38,4 +38,17 @@ inline std::string Printable(const std::string& s, size_t max_chars = 120,
   return out;
 }
 
+// FNV-1a (64 bit) of `data` as 16 hex digits: a stable fingerprint for
+// cache keys of small files (not a defence against a chosen collision).
+inline std::string Fnv1a64Hex(const std::string& data) {
+  unsigned long long h = 14695981039346656037ull;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", h);
+  return buf;
+}
+
 }  // namespace util

@@ -2,10 +2,14 @@
 /*
  * The one place where kernel differences live (3.10 to 7.x).
  *
- * Prefer feature tests (a macro the newer API defines) over version
- * numbers: distribution kernels (Debian stable updates, RHEL) backport
- * APIs without changing LINUX_VERSION_CODE. Version numbers are used only
- * where the change left nothing to test for, and each such use says why.
+ * Prefer feature tests (a macro or Kconfig symbol the feature defines, a
+ * header that exists) over version numbers: distribution kernels (Debian
+ * stable updates, RHEL) backport APIs without changing LINUX_VERSION_CODE;
+ * RHEL 7 says 3.10.0 and carries years of later code. Where a change left
+ * nothing to test for (a struct member, a function, a signature), the test
+ * is the upstream release that brought it or, for RHEL 7, the minor
+ * release whose tree was read to have it (TB_RHEL7_MINOR); each such use
+ * says what was checked.
  */
 #ifndef TB_COMPAT_H
 #define TB_COMPAT_H
@@ -18,6 +22,17 @@
 #include <linux/seq_file.h>
 #include <linux/tcp.h>
 #include <net/sock.h>
+
+/*
+ * RHEL kernels keep LINUX_VERSION_CODE at their base release and define
+ * RHEL_MAJOR and RHEL_MINOR (linux/version.h). RHEL 8 and later are based
+ * on kernels past every release compared with TB_RHEL7_MINOR here.
+ */
+#if defined(RHEL_MAJOR) && RHEL_MAJOR == 7
+#define TB_RHEL7_MINOR	RHEL_MINOR
+#else
+#define TB_RHEL7_MINOR	(-1)
+#endif
 
 /*
  * Function arguments from saved registers at function entry, by position
@@ -198,12 +213,14 @@ static inline void tb_ftrace_free_filter(struct ftrace_ops *ops)
  * (bytes_received, every in-order byte advances it and rcv_nxt) and the
  * segment starts at rcv_nxt: a retransmission of the first segment once
  * it was received, and any later segment, are not. bytes_received is a
- * struct member (nothing to test for) added in 4.1; older kernels cannot
- * tell, and answer no.
+ * struct member (nothing to test for) added in 4.1; RHEL 7.9 has it too
+ * (include/linux/tcp.h, struct tcp_sock; tcp_rcv_nxt_update() advances
+ * it). Kernels without it cannot tell, and answer no: the late option is
+ * ignored and the peer stays the balancer.
  */
 static inline bool tb_tcp_first_byte(const struct sock *sk, u32 seq)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 1, 0)
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 1, 0) || TB_RHEL7_MINOR >= 9
 	const struct tcp_sock *tp = tcp_sk(sk);
 
 	return !tp->bytes_received && seq == tp->rcv_nxt;

@@ -82,8 +82,12 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
  * ftrace callbacks. Before 5.11 they received pt_regs (only with
  * FTRACE_OPS_FL_SAVE_REGS); since 5.11 a struct ftrace_regs, which holds
  * the argument registers even without SAVE_REGS, and since 6.12 is opaque
- * behind accessor macros. The callback type has nothing to test for,
- * hence the version; the accessors are feature-tested.
+ * behind accessor macros. The callback type has nothing to test for; the
+ * Kconfig symbol HAVE_DYNAMIC_FTRACE_WITH_ARGS came with ftrace_regs and
+ * tells where the architecture sets it (x86_64), the version elsewhere.
+ * RHEL 7.9 has the pt_regs form and RECURSION_SAFE (include/linux/ftrace.h:
+ * ftrace_func_t); a wrong guess does not build cleanly (the ops' .func).
+ * The accessors are feature-tested.
  *
  *   TB_FTRACE_CALLBACK(name)   defines a callback; inside it:
  *   tb_ftrace_arg(n)           argument n (1-based)
@@ -101,16 +105,23 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 #endif
 
 /*
- * FTRACE_OPS_FL_IPMODIFY (3.19) only adds conflict detection between IP
- * modifiers; older kernels honour a changed IP without it.
+ * FTRACE_OPS_FL_IPMODIFY (3.19) makes ftrace refuse a second ops that
+ * changes the IP of the same function (livepatch, kpatch, a kprobe on
+ * ftrace) instead of letting one silently undo the other; older kernels
+ * honour a changed IP without it. It is an enum member, but livepatch
+ * needs it, and the Kconfig symbol HAVE_LIVEPATCH (4.0, set by the
+ * architecture whether or not livepatch is built) tells. RHEL 7.9 has
+ * both (include/linux/ftrace.h, kernel/livepatch/Kconfig).
  */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 19, 0)
-#define TB_FL_IPMODIFY		0
-#else
+#if defined(CONFIG_HAVE_LIVEPATCH) || \
+	LINUX_VERSION_CODE >= KERNEL_VERSION(3, 19, 0)
 #define TB_FL_IPMODIFY		FTRACE_OPS_FL_IPMODIFY
+#else
+#define TB_FL_IPMODIFY		0
 #endif
 
-#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 11, 0)
+#if !defined(CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS) && \
+	LINUX_VERSION_CODE < KERNEL_VERSION(5, 11, 0)
 #define TB_FTRACE_CALLBACK(name)					\
 	void name(unsigned long ip, unsigned long parent_ip,		\
 		  struct ftrace_ops *op, struct pt_regs *tb_regs_)
@@ -255,16 +266,30 @@ static const struct file_operations tb_proc_single_fops = {
 			 (void *)(show))
 #endif
 
-/* Tasks RCU (3.18) waits until no task runs in a trampoline or wrapper. */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 18, 0)
+/*
+ * Tasks RCU (3.18) waits until no task runs in a trampoline or wrapper.
+ * Kernels that have it declare synchronize_rcu_tasks() (CONFIG_TASKS_RCU)
+ * or define it as a macro for the plain grace period; older ones have
+ * neither (RHEL 7.9: not in include/linux/rcupdate.h). There a sched
+ * grace period serves: it ends once every CPU has scheduled, which a task
+ * running our last instructions (none of them sleeps) does only after it
+ * left them, as long as the kernel does not preempt kernel code
+ * (CONFIG_PREEMPT; RHEL 7 is PREEMPT_VOLUNTARY).
+ */
+#if !defined(CONFIG_TASKS_RCU) && !defined(synchronize_rcu_tasks)
 #define synchronize_rcu_tasks()	synchronize_sched()
 #endif
 
-/* within_module() is 3.17+; both are static inlines, nothing to test. */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 17, 0)
-#define within_module(addr, mod) \
-	(within_module_core(addr, mod) || within_module_init(addr, mod))
-#endif
+/*
+ * Is @addr in @mod's code or data? within_module() is 3.17+ (RHEL 7.9 has
+ * only its two halves, include/linux/module.h); the halves are static
+ * inlines on every kernel.
+ */
+static inline bool tb_within_module(unsigned long addr,
+				    const struct module *mod)
+{
+	return within_module_core(addr, mod) || within_module_init(addr, mod);
+}
 
 #ifndef READ_ONCE
 #define READ_ONCE(x)	ACCESS_ONCE(x)

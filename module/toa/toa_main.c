@@ -553,7 +553,7 @@ static TB_FTRACE_CALLBACK(toa_getname_hook)
 	    !atomic_read(&toa_nr_entries))
 		return;
 	/* The wrapper's own call of the real function. */
-	if (within_module(parent_ip, THIS_MODULE))
+	if (tb_within_module(parent_ip, THIS_MODULE))
 		return;
 	regs = tb_ftrace_regs();
 	if (!regs)

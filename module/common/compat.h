@@ -159,16 +159,26 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
  * before 5.11 where reading arguments in ftrace means saving every
  * register. The TCP tracepoints used here (tcp_probe, first thing in
  * tcp_rcv_established; tcp_destroy_sock, first thing in
- * tcp_v4_destroy_sock) are 4.16+; their header defines no macro to test,
- * hence the version. A missing tracepoint is found at load time and the
- * module falls back to ftrace. Under kCFI a probe's type would have to
- * match the tracepoint's exactly (const qualifiers moved between
- * versions), so CFI kernels use ftrace.
+ * tcp_v4_destroy_sock) are declared in <trace/events/tcp.h> (4.15; tcp_probe
+ * 4.16), whose existence also promises that registration API (3.15).
+ * RHEL 7.9 has neither the header nor the API (include/linux/tracepoint.h
+ * registers by name). Compilers without __has_include (gcc < 5, such as
+ * RHEL 7's own 4.8) go by tcp_probe's version. Which tracepoints exist is
+ * found at load time: a missing one falls back to ftrace. Under kCFI a
+ * probe's type would have to match the tracepoint's exactly (const
+ * qualifiers moved between versions), so CFI kernels use ftrace.
  */
 #if defined(CONFIG_TRACEPOINTS) && \
-	LINUX_VERSION_CODE >= KERNEL_VERSION(4, 16, 0) && \
 	!defined(CONFIG_CFI_CLANG) && !defined(CONFIG_CFI)
+#ifdef __has_include
+#if __has_include("trace/events/tcp.h")
 #define TB_HAVE_TCP_TRACEPOINTS	1
+#endif
+#elif LINUX_VERSION_CODE >= KERNEL_VERSION(4, 16, 0)
+#define TB_HAVE_TCP_TRACEPOINTS	1
+#endif
+#endif
+#ifdef TB_HAVE_TCP_TRACEPOINTS
 #include <linux/tracepoint.h>
 #endif
 

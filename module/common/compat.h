@@ -10,6 +10,10 @@
  * is the upstream release that brought it or, for RHEL 7, the minor
  * release whose tree was read to have it (TB_RHEL7_MINOR); each such use
  * says what was checked.
+ *
+ * Topics, in this order: versions and compiler; module and RCU; argument
+ * registers; ftrace; tracepoints; TCP (TOA); /proc files; UOA: protocol
+ * handlers and skbs, namespaces, sockets.
  */
 #ifndef TB_COMPAT_H
 #define TB_COMPAT_H
@@ -23,6 +27,8 @@
 #include <linux/tcp.h>
 #include <net/sock.h>
 
+/* ---- versions and compiler ---- */
+
 /*
  * RHEL kernels keep LINUX_VERSION_CODE at their base release and define
  * RHEL_MAJOR and RHEL_MINOR (linux/version.h). RHEL 8 and later are based
@@ -33,6 +39,55 @@
 #else
 #define TB_RHEL7_MINOR	(-1)
 #endif
+
+/*
+ * module_init()/module_exit() alias init_module/cleanup_module to our
+ * functions, before 5.0 without copying their attributes (the fix came
+ * with __copy, compiler_attributes.h; RHEL 7.9's include/linux/init.h
+ * has neither), and gcc 9+ warns that the alias lacks the __init
+ * function's "cold". The module loader calls the alias once: only the
+ * warning needs silencing, for what follows this header.
+ */
+#if !defined(__copy) && !defined(__clang__) && __GNUC__ >= 9
+#pragma GCC diagnostic ignored "-Wmissing-attributes"
+#endif
+
+/* ---- module and RCU ---- */
+
+/*
+ * Is @addr in @mod's code or data? within_module() is 3.17+ (RHEL 7.9 has
+ * only its two halves, include/linux/module.h); the halves are static
+ * inlines on every kernel.
+ */
+static inline bool tb_within_module(unsigned long addr,
+				    const struct module *mod)
+{
+	return within_module_core(addr, mod) || within_module_init(addr, mod);
+}
+
+/*
+ * Tasks RCU (3.18) waits until no task runs in a trampoline or wrapper.
+ * Kernels that have it declare synchronize_rcu_tasks() (CONFIG_TASKS_RCU)
+ * or define it as a macro for the plain grace period; older ones have
+ * neither (RHEL 7.9: not in include/linux/rcupdate.h). There a sched
+ * grace period serves: it ends once every CPU has scheduled, which a task
+ * running our last instructions (none of them sleeps) does only after it
+ * left them, as long as the kernel does not preempt kernel code
+ * (CONFIG_PREEMPT; RHEL 7 is PREEMPT_VOLUNTARY).
+ */
+#if !defined(CONFIG_TASKS_RCU) && !defined(synchronize_rcu_tasks)
+#define synchronize_rcu_tasks()	synchronize_sched()
+#endif
+
+#ifndef READ_ONCE
+#define READ_ONCE(x)	ACCESS_ONCE(x)
+#endif
+
+#ifndef WRITE_ONCE
+#define WRITE_ONCE(x, val)	(ACCESS_ONCE(x) = (val))
+#endif
+
+/* ---- argument registers ---- */
 
 /*
  * Function arguments from saved registers at function entry, by position
@@ -66,17 +121,7 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 }
 #endif
 
-/*
- * proto_ops->getname: before 4.17 it was (sock, addr, int *len, peer)
- * returning 0; since 4.17 it is (sock, addr, peer) returning the length.
- * The function-pointer type cannot be feature-tested, hence the version.
- * (RHEL 7's 3.10 keeps the old form.)
- */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(4, 17, 0)
-#define TB_GETNAME_PEER_ARG	4
-#else
-#define TB_GETNAME_PEER_ARG	3
-#endif
+/* ---- ftrace ---- */
 
 /*
  * ftrace callbacks. Before 5.11 they received pt_regs (only with
@@ -151,6 +196,31 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 #endif
 
 /*
+ * Which of two functions hooked by one ftrace_ops a callback's @ip is in.
+ * ftrace calls from a function's first instruction, or from the one after
+ * its ENDBR where IBT is on (so @ip is not the address C gives the
+ * function): the function is the one whose start is nearest at or below
+ * @ip.
+ */
+static inline bool tb_ftrace_ip_in(unsigned long ip, unsigned long fn,
+				   unsigned long other_fn)
+{
+	return ip - fn < ip - other_fn;
+}
+
+/*
+ * Drop an ftrace_ops' filter after unregistering it. ftrace_free_filter()
+ * is not exported on every kernel (not on 5.10); resetting the filter to
+ * empty frees the same memory through an exported call everywhere.
+ */
+static inline void tb_ftrace_free_filter(struct ftrace_ops *ops)
+{
+	ftrace_set_filter(ops, NULL, 0, 1);
+}
+
+/* ---- tracepoints ---- */
+
+/*
  * Tracepoints: a module may attach a probe to any core-kernel tracepoint
  * through exported calls only (for_each_kernel_tracepoint() finds it by
  * name, tracepoint_probe_register() attaches), no symbol of the
@@ -182,6 +252,21 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 #include <linux/tracepoint.h>
 #endif
 
+/* ---- TCP (TOA) ---- */
+
+/*
+ * proto_ops->getname: before 4.17 it was (sock, addr, int *len, peer)
+ * returning 0; since 4.17 it is (sock, addr, peer) returning the length.
+ * The function-pointer type cannot be feature-tested, hence the version;
+ * a wrong guess fails to build (TB_GETNAME_WRAPPER calls the real
+ * function). RHEL 7.9 keeps the old form (include/net/inet_common.h).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(4, 17, 0)
+#define TB_GETNAME_PEER_ARG	4
+#else
+#define TB_GETNAME_PEER_ARG	3
+#endif
+
 /*
  * Define @name, a function with the getname() signature of this kernel
  * that calls @real and then @done(ret, sock, uaddr, peer).
@@ -206,29 +291,6 @@ static int name(struct socket *sock, struct sockaddr *uaddr, int peer) \
 #endif
 
 /*
- * Which of two functions hooked by one ftrace_ops a callback's @ip is in.
- * ftrace calls from a function's first instruction, or from the one after
- * its ENDBR where IBT is on (so @ip is not the address C gives the
- * function): the function is the one whose start is nearest at or below
- * @ip.
- */
-static inline bool tb_ftrace_ip_in(unsigned long ip, unsigned long fn,
-				   unsigned long other_fn)
-{
-	return ip - fn < ip - other_fn;
-}
-
-/*
- * Drop an ftrace_ops' filter after unregistering it. ftrace_free_filter()
- * is not exported on every kernel (not on 5.10); resetting the filter to
- * empty frees the same memory through an exported call everywhere.
- */
-static inline void tb_ftrace_free_filter(struct ftrace_ops *ops)
-{
-	ftrace_set_filter(ops, NULL, 0, 1);
-}
-
-/*
  * Is a received segment starting at @seq the one that carries the first
  * byte of the stream? It is when nothing was received in order yet
  * (bytes_received, every in-order byte advances it and rcv_nxt) and the
@@ -250,9 +312,12 @@ static inline bool tb_tcp_first_byte(const struct sock *sk, u32 seq)
 #endif
 }
 
+/* ---- /proc files ---- */
+
 /*
- * /proc files: proc_create_single() (a macro, 4.18+) needs no
- * file_operations / proc_ops (the latter replaced the former in 5.6).
+ * A /proc file showing @show: proc_create_single() (a macro, 4.18+) needs
+ * no file_operations / proc_ops (the latter replaced the former in 5.6).
+ * RHEL 7.9 has neither it nor proc_ops (include/linux/proc_fs.h).
  */
 #ifdef proc_create_single
 #define tb_proc_create_single(name, mode, parent, show) \
@@ -274,65 +339,6 @@ static const struct file_operations tb_proc_single_fops = {
 #define tb_proc_create_single(name, mode, parent, show) \
 	proc_create_data(name, mode, parent, &tb_proc_single_fops, \
 			 (void *)(show))
-#endif
-
-/*
- * Tasks RCU (3.18) waits until no task runs in a trampoline or wrapper.
- * Kernels that have it declare synchronize_rcu_tasks() (CONFIG_TASKS_RCU)
- * or define it as a macro for the plain grace period; older ones have
- * neither (RHEL 7.9: not in include/linux/rcupdate.h). There a sched
- * grace period serves: it ends once every CPU has scheduled, which a task
- * running our last instructions (none of them sleeps) does only after it
- * left them, as long as the kernel does not preempt kernel code
- * (CONFIG_PREEMPT; RHEL 7 is PREEMPT_VOLUNTARY).
- */
-#if !defined(CONFIG_TASKS_RCU) && !defined(synchronize_rcu_tasks)
-#define synchronize_rcu_tasks()	synchronize_sched()
-#endif
-
-/*
- * Is @addr in @mod's code or data? within_module() is 3.17+ (RHEL 7.9 has
- * only its two halves, include/linux/module.h); the halves are static
- * inlines on every kernel.
- */
-static inline bool tb_within_module(unsigned long addr,
-				    const struct module *mod)
-{
-	return within_module_core(addr, mod) || within_module_init(addr, mod);
-}
-
-#ifndef READ_ONCE
-#define READ_ONCE(x)	ACCESS_ONCE(x)
-#endif
-
-/* ---- UOA: protocol handlers, /proc and skb helpers ---- */
-
-#ifndef WRITE_ONCE
-#define WRITE_ONCE(x, val)	(ACCESS_ONCE(x) = (val))
-#endif
-
-/*
- * inet_add_protocol() refused a struct net_protocol without netns_ok set
- * until the member was removed (5.14): a struct member, nothing to test
- * for, hence the version.
- */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 14, 0)
-#define TB_INET_PROTOCOL_NETNS_OK	.netns_ok = 1,
-#else
-#define TB_INET_PROTOCOL_NETNS_OK
-#endif
-
-/* skb_ensure_writable() replaced skb_make_writable() (3.19). */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 19, 0)
-#define tb_skb_ensure_writable(skb, len) \
-	(skb_make_writable(skb, len) ? 0 : -ENOMEM)
-#else
-#define tb_skb_ensure_writable(skb, len)	skb_ensure_writable(skb, len)
-#endif
-
-/* system_power_efficient_wq is 3.11+ (a variable, nothing to test). */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 11, 0)
-#define system_power_efficient_wq	system_wq
 #endif
 
 /*
@@ -361,12 +367,67 @@ static const struct file_operations show##_fops = {			\
 	proc_create_data(name, mode, parent, &show##_fops, data)
 #endif
 
-/* ---- UOA: receiving a stripped datagram again, local socket lookup ---- */
+/* ---- UOA: protocol handlers and skbs ---- */
 
-/* nf_reset() was renamed nf_reset_ct() (5.4): an inline, nothing to test. */
+/*
+ * inet_add_protocol() refused a struct net_protocol without netns_ok set
+ * until the member was removed (5.14): a struct member, nothing to test
+ * for, hence the version. RHEL 7.9 has it and refuses without it
+ * (include/net/protocol.h, net/ipv4/protocol.c).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(5, 14, 0)
+#define TB_INET_PROTOCOL_NETNS_OK	.netns_ok = 1,
+#else
+#define TB_INET_PROTOCOL_NETNS_OK
+#endif
+
+/*
+ * skb_ensure_writable() (3.19) replaced skb_make_writable() (gone in
+ * 5.4); functions, nothing to test. RHEL 7.9 has both
+ * (include/linux/skbuff.h, exported by net/core/skbuff.c).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 19, 0) && TB_RHEL7_MINOR < 9
+#define tb_skb_ensure_writable(skb, len) \
+	(skb_make_writable(skb, len) ? 0 : -ENOMEM)
+#else
+#define tb_skb_ensure_writable(skb, len)	skb_ensure_writable(skb, len)
+#endif
+
+/*
+ * nf_reset() was renamed nf_reset_ct() (5.4): an inline, nothing to test.
+ * RHEL 7.9 has nf_reset() only (include/linux/skbuff.h).
+ */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(5, 4, 0)
 #define nf_reset_ct(skb)	nf_reset(skb)
 #endif
+
+/*
+ * system_power_efficient_wq (3.11) is a variable, nothing to test; RHEL
+ * 7.9 has it (include/linux/workqueue.h).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 11, 0) && TB_RHEL7_MINOR < 9
+#define system_power_efficient_wq	system_wq
+#endif
+
+/* ---- UOA: namespaces ---- */
+
+/*
+ * struct pernet_operations.id pointed to an int before it pointed to an
+ * unsigned int (RHEL 7.9: int *, include/net/net_namespace.h): the id is
+ * declared with the type the member points to.
+ */
+#define TB_PERNET_ID_TYPE	typeof(*((struct pernet_operations *)NULL)->id)
+
+/*
+ * net_hash_mix() took a struct net * before it took a const one (RHEL
+ * 7.9: include/net/netns/hash.h); it only reads it.
+ */
+static inline u32 tb_net_hash_mix(const struct net *net)
+{
+	return net_hash_mix((struct net *)net);
+}
+
+/* ---- UOA: sockets ---- */
 
 #if IS_ENABLED(CONFIG_IPV6)
 #ifdef sk_v6_rcv_saddr
@@ -376,21 +437,30 @@ static const struct file_operations show##_fops = {			\
 #endif
 #endif
 
+
 /*
  * Does a UDP socket of @net receive this 4-tuple? udp4_lib_lookup() and
- * udp6_lib_lookup() (they take a reference) are exported only when the
- * kernel has the netfilter socket or TPROXY matches (Debian: as modules);
- * without them every datagram counts as having a socket.
+ * udp6_lib_lookup() (they take a reference, under the RCU read lock) are
+ * exported only for the netfilter socket match and TPROXY: since 4.17 and
+ * 4.18 under the cores those select, NF_SOCKET_IPV4/6 and NF_TPROXY_IPV4/6
+ * (the IPv6 ones only with IP6_NF_IPTABLES), before under the xtables
+ * options themselves (RHEL 7.9: net/ipv4/udp.c, net/ipv6/udp.c). Kconfig
+ * symbols, so either name tells. Without them every datagram counts as
+ * having a socket.
  */
 #include <net/udp.h>
-#if IS_ENABLED(CONFIG_NF_TPROXY_IPV4) || IS_ENABLED(CONFIG_NF_SOCKET_IPV4)
+#if IS_ENABLED(CONFIG_NF_TPROXY_IPV4) || IS_ENABLED(CONFIG_NF_SOCKET_IPV4) || \
+	IS_ENABLED(CONFIG_NETFILTER_XT_MATCH_SOCKET) || \
+	IS_ENABLED(CONFIG_NETFILTER_XT_TARGET_TPROXY)
 static inline bool tb_udp4_socket_exists(struct net *net, __be32 saddr,
 					 __be16 sport, __be32 daddr,
 					 __be16 dport, int dif)
 {
-	struct sock *sk = udp4_lib_lookup(net, saddr, sport, daddr, dport,
-					  dif);
+	struct sock *sk;
 
+	rcu_read_lock();
+	sk = udp4_lib_lookup(net, saddr, sport, daddr, dport, dif);
+	rcu_read_unlock();
 	if (!sk)
 		return false;
 	sock_put(sk);
@@ -406,16 +476,21 @@ static inline bool tb_udp4_socket_exists(struct net *net, __be32 saddr,
 #endif
 
 #if IS_ENABLED(CONFIG_IPV6) && \
-	(IS_ENABLED(CONFIG_NF_TPROXY_IPV6) || IS_ENABLED(CONFIG_NF_SOCKET_IPV6))
+	(IS_ENABLED(CONFIG_NF_TPROXY_IPV6) || IS_ENABLED(CONFIG_NF_SOCKET_IPV6) || \
+	 (IS_ENABLED(CONFIG_IP6_NF_IPTABLES) && \
+	  (IS_ENABLED(CONFIG_NETFILTER_XT_MATCH_SOCKET) || \
+	   IS_ENABLED(CONFIG_NETFILTER_XT_TARGET_TPROXY))))
 static inline bool tb_udp6_socket_exists(struct net *net,
 					 const struct in6_addr *saddr,
 					 __be16 sport,
 					 const struct in6_addr *daddr,
 					 __be16 dport, int dif)
 {
-	struct sock *sk = udp6_lib_lookup(net, saddr, sport, daddr, dport,
-					  dif);
+	struct sock *sk;
 
+	rcu_read_lock();
+	sk = udp6_lib_lookup(net, saddr, sport, daddr, dport, dif);
+	rcu_read_unlock();
 	if (!sk)
 		return false;
 	sock_put(sk);

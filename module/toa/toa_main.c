@@ -84,7 +84,7 @@ struct toa_nat64_peer {
 #define TOA_MAX_KINDS		16
 
 static int kinds[TOA_MAX_KINDS] = { TOA_OPT_KIND_DEFAULT };
-static int nr_kinds = 1;
+static unsigned int nr_kinds = 1;
 module_param_array(kinds, int, &nr_kinds, 0444);
 MODULE_PARM_DESC(kinds, "TCP option kinds carrying the client address (default 254)");
 
@@ -799,7 +799,8 @@ static int toa_stats_show(struct seq_file *seq, void *v)
 
 static int __init toa_parse_params(void)
 {
-	int i, err, pos;
+	unsigned int i;
+	int err, pos;
 
 	toa_kind_set_clear(&toa_kinds);
 	for (i = 0; i < nr_kinds; i++) {

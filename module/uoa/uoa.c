@@ -165,7 +165,7 @@ static spinlock_t uoa_bucket_locks[UOA_LOCKS];
 static u32 uoa_hash_seed;
 /* Entries of all namespaces, for map_max_total. */
 static atomic_t uoa_total = ATOMIC_INIT(0);
-static unsigned int uoa_net_id __read_mostly;
+static TB_PERNET_ID_TYPE uoa_net_id __read_mostly;
 
 static struct uoa_net *uoa_pernet(const struct net *net)
 {
@@ -182,7 +182,7 @@ static unsigned long uoa_timeout_jiffies(void)
 static u32 uoa_hash(const struct net *net, const struct uoa_key *key)
 {
 	return jhash2((const u32 *)key, sizeof(*key) / sizeof(u32),
-		      uoa_hash_seed ^ net_hash_mix(net));
+		      uoa_hash_seed ^ tb_net_hash_mix(net));
 }
 
 static spinlock_t *uoa_bucket_lock(u32 hash)
@@ -674,7 +674,7 @@ static const struct inet6_protocol uoa_opp6_protocol = {
  */
 static void uoa_dstopt_hook(struct sk_buff *skb)
 {
-	unsigned int off, len, l4_off;
+	unsigned int off, len, l4_off = 0;
 	u8 buf[UOA_V6_SCAN];
 	struct uoa_real real;
 	const u8 *p;

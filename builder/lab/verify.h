@@ -37,8 +37,12 @@ struct LabOptions {
   bool ipv6_disabled_boot = true;
   std::vector<std::string> ipv6_disabled_cases;
   // tun: the guest network; nf_tables: the UOA firewall case (lbsim programs
-  // it), whose libcrc32c needs a crc32c algorithm before 6.14.
-  std::vector<std::string> kernel_modules{"tun", "?crc32c_generic", "nf_tables"};
+  // it), whose libcrc32c needs a crc32c algorithm before 6.14. Before 4.17
+  // (CentOS 7's 3.10) the inet/ip/ip6 families and the meta expression the
+  // rule uses are modules of their own that nothing depends on.
+  std::vector<std::string> kernel_modules{"tun",           "?crc32c_generic", "nf_tables",
+                                          "?nf_tables_inet", "?nf_tables_ipv4", "?nf_tables_ipv6",
+                                          "?nft_meta"};
   QemuOptions qemu;                             // kernel/initrd filled per row
   bool gzip_initramfs = false;
 };

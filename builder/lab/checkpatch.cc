@@ -34,14 +34,6 @@ bool Complete(const std::string& dir) {
   return fs::is_regular_file(dir + "/complete");
 }
 
-util::Result<util::ProcessResult> RunHost(util::ProcessRunner& runner, std::vector<std::string> argv,
-                                          std::chrono::seconds timeout, const std::string& step) {
-  util::ProcessSpec spec;
-  spec.argv = std::move(argv);
-  spec.timeout = timeout;
-  return runner.RunChecked(spec, step);
-}
-
 // The one .deb apt-get download left in `dir`.
 util::Result<std::string> DownloadedDeb(const std::string& dir, const std::string& package) {
   std::error_code ec;
@@ -90,7 +82,7 @@ util::Status Unpack(const KernelRow& row, const std::string& package, util::Proc
   }
   auto deb = DownloadedDeb(host_dir, package);
   if (!deb) return deb.error();
-  auto x = RunHost(runner, {"dpkg-deb", "-x", *deb, host_dir + "/x"}, minutes(5),
+  auto x = runner.RunChecked({"dpkg-deb", "-x", *deb, host_dir + "/x"}, minutes(5),
                    "unpack " + *deb);
   if (!x) return x.error();
   // The package holds the tree as one tarball: take only the scripts.
@@ -105,7 +97,7 @@ util::Status Unpack(const KernelRow& row, const std::string& package, util::Proc
   if (tarball.empty()) return MakeError(package + " holds no /usr/src/linux-source-*.tar.*");
   std::vector<std::string> tar = {"tar", "-xf", tarball, "-C", stage};
   for (const char* f : kScriptFiles) tar.push_back(top + "/scripts/" + f);
-  auto untar = RunHost(runner, tar, minutes(10), "take checkpatch out of " + tarball);
+  auto untar = runner.RunChecked(tar, minutes(10), "take checkpatch out of " + tarball);
   if (!untar) return untar.error();
   fs::rename(stage + "/" + top + "/scripts", stage + "/scripts", ec);
   if (ec) return MakeError("cannot move the scripts in " + stage + ": " + ec.message());

@@ -72,15 +72,6 @@ bool DirEmpty(const std::string& dir) {
   return fs::directory_iterator(dir, ec) == fs::directory_iterator();
 }
 
-util::Result<util::ProcessResult> RunHost(util::ProcessRunner& runner,
-                                          std::vector<std::string> argv, seconds timeout,
-                                          const std::string& step) {
-  util::ProcessSpec spec;
-  spec.argv = std::move(argv);
-  spec.timeout = timeout;
-  return runner.RunChecked(spec, step);
-}
-
 std::string RootRecipe(const KernelRow& row) {
   return std::string("kind=build-root\nformat=") + kRootFormat + "\nrelease=" + row.root_release +
          "\nmirror=" + row.mirror + "\npackages=" + kRootPackages;
@@ -268,7 +259,7 @@ util::Result<RootSession> RootSession::Enter(const std::string& root,
   fs::create_directories(users, ec);
   PruneDeadUsers(users);
   if (!IsMountPoint(root + "/proc")) {
-    auto r = RunHost(runner, {"mount", "-t", "proc", "proc", root + "/proc"}, kMountTimeout,
+    auto r = runner.RunChecked({"mount", "-t", "proc", "proc", root + "/proc"}, kMountTimeout,
                      "mount /proc in the build root");
     if (!r) return r.error();
     // Remembered so the last user unmounts it even if the mount is not
@@ -429,8 +420,7 @@ util::Result<EnsureResult> EnsureRoot(const KernelRow& row, util::ProcessRunner&
     // empty folder, a bounded number of times.
     util::Result<util::ProcessResult> boot = util::Error{"debootstrap not run"};
     for (int attempt = 1; attempt <= kDebootstrapAttempts; ++attempt) {
-      boot = RunHost(runner,
-                     {"debootstrap", "--variant=minbase", std::string("--include=") + kRootPackages,
+      boot = runner.RunChecked({"debootstrap", "--variant=minbase", std::string("--include=") + kRootPackages,
                       row.root_release, tmp, row.mirror},
                      kDebootstrapTimeout, "debootstrap " + row.root_release);
       if (boot || attempt == kDebootstrapAttempts) break;
@@ -587,7 +577,7 @@ util::Result<EnsureResult> EnsureKernel(const KernelRow& row, util::ProcessRunne
     }
     progress("extracting " + res.kver);
     for (const auto& deb : debs) {
-      auto x = RunHost(runner, {"dpkg-deb", "-x", deb.string(), tmp}, kExtractTimeout,
+      auto x = runner.RunChecked({"dpkg-deb", "-x", deb.string(), tmp}, kExtractTimeout,
                        "extract " + deb.filename().string());
       if (!x) {
         fs::remove_all(dl, ec);

@@ -37,14 +37,6 @@ const seconds kPatchTimeout = minutes(2);
 const seconds kConfigTimeout = minutes(5);
 const seconds kInstallTimeout = minutes(10);
 
-util::Result<util::ProcessResult> RunHost(util::ProcessRunner& runner, std::vector<std::string> argv,
-                                          seconds timeout, const std::string& step) {
-  util::ProcessSpec spec;
-  spec.argv = std::move(argv);
-  spec.timeout = timeout;
-  return runner.RunChecked(spec, step);
-}
-
 std::string Join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
   for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
@@ -68,7 +60,7 @@ std::vector<std::string> PatchFiles(const KernelSource& source) {
 }
 
 util::Result<std::string> Sha256(util::ProcessRunner& runner, const std::string& path) {
-  auto r = RunHost(runner, {"sha256sum", "--", path}, kChecksumTimeout, "checksum " + path);
+  auto r = runner.RunChecked({"sha256sum", "--", path}, kChecksumTimeout, "checksum " + path);
   if (!r) return r.error();
   std::string sum = r->output.substr(0, r->output.find(' '));
   if (sum.size() != 64) return MakeError("sha256sum printed no checksum for " + path);

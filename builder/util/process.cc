@@ -66,6 +66,15 @@ std::string OutputTail(const std::string& output, size_t lines) {
   return joined;
 }
 
+Result<ProcessResult> ProcessRunner::RunChecked(std::vector<std::string> argv,
+                                                std::chrono::milliseconds timeout,
+                                                const std::string& step) {
+  ProcessSpec spec;
+  spec.argv = std::move(argv);
+  spec.timeout = timeout;
+  return RunChecked(spec, step);
+}
+
 Result<ProcessResult> ProcessRunner::RunChecked(const ProcessSpec& spec, const std::string& step) {
   auto r = Run(spec);
   if (!r) return MakeError(step + ": " + r.error().message);

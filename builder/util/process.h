@@ -46,6 +46,9 @@ class ProcessRunner {
 
   // Convenience: run and turn failure into an Error naming the step.
   Result<ProcessResult> RunChecked(const ProcessSpec& spec, const std::string& step);
+  // The same for a plain argv with a deadline (no cwd, env or stdin).
+  Result<ProcessResult> RunChecked(std::vector<std::string> argv, std::chrono::milliseconds timeout,
+                                   const std::string& step);
 };
 
 // Runs real processes with Boost.Process. Each child leads its own process

@@ -15,6 +15,7 @@
 #include "lab/cache.h"
 #include "lab/paths.h"
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace e2e {
 
@@ -27,11 +28,7 @@ namespace {
 // Bumped when the way images are made changes.
 const char* kImageFormat = "2";
 
-std::string Join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
+using util::Join;
 
 util::Result<util::ProcessResult> Host(util::ProcessRunner& runner, std::vector<std::string> argv,
                                        seconds timeout, const std::string& step, const std::string& cwd = "") {

@@ -127,11 +127,7 @@ util::Status RunPackages(Executor& exec, const Detection& det, const std::vector
   return util::Ok{};
 }
 
-std::string Join(const std::vector<std::string>& v, const std::string& sep) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
-  return out;
-}
+using util::Join;
 
 }  // namespace
 

@@ -8,19 +8,12 @@ namespace kernel {
 
 namespace {
 
-std::string Trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
-}
-
 // The first word of a line and the rest; GRUB accepts `key=value` and `key value`.
 std::pair<std::string, std::string> KeyValue(const std::string& line) {
-  std::string t = Trim(line);
+  std::string t = util::Trim(line);
   size_t cut = t.find_first_of(" \t=");
   if (cut == std::string::npos) return {t, ""};
-  return {t.substr(0, cut), Trim(t.substr(cut + 1))};
+  return {t.substr(0, cut), util::Trim(t.substr(cut + 1))};
 }
 
 std::vector<std::string> Words(const std::string& s) {
@@ -35,12 +28,6 @@ std::string Basename(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-std::string Join(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) out += l + "\n";
-  return out;
-}
-
 const char* kFix = "; edit /boot/grub/grub.conf by hand (make the new kernel's entry the default, add nohz=off to "
                    "its kernel line), or fix the file and run again";
 
@@ -52,7 +39,7 @@ util::Result<GrubConf> ParseGrubConf(const std::string& text) {
   for (std::string line; std::getline(in, line);) conf.lines.push_back(line);
   std::string default_value;
   for (size_t i = 0; i < conf.lines.size(); ++i) {
-    std::string t = Trim(conf.lines[i]);
+    std::string t = util::Trim(conf.lines[i]);
     if (t.empty() || t[0] == '#') continue;
     auto [key, value] = KeyValue(t);
     if (key == "title") {
@@ -173,7 +160,7 @@ util::Result<GrubEdit> MakeDefaultKernel(const std::string& text, const std::str
     // Blank lines and comments ending the entry stay where they were.
     lines.insert(lines.begin() + static_cast<long>(conf->entries[0].first_line), entry.begin(), entry.end());
     edit.added_entry = true;
-    auto again = ParseGrubConf(Join(lines));
+    auto again = ParseGrubConf(util::JoinLines(lines));
     if (!again) return again.error();
     conf = again;
     index = FindKernelEntry(*conf, kver);
@@ -188,7 +175,7 @@ util::Result<GrubEdit> MakeDefaultKernel(const std::string& text, const std::str
     lines[conf->default_line] = def;
   else
     lines.insert(lines.begin(), def);
-  edit.text = Join(lines);
+  edit.text = util::JoinLines(lines);
   edit.default_index = index;
   // Read back what will be written: the default is KVER's entry, with the argument.
   auto check = ParseGrubConf(edit.text);

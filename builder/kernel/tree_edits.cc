@@ -11,18 +11,6 @@ namespace kernel {
 
 namespace {
 
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);) out.push_back(l);
-  return out;
-}
-
-std::string Join(const std::vector<std::string>& lines) {
-  std::string out;
-  for (const auto& l : lines) out += l + "\n";
-  return out;
-}
 
 const std::regex kMakeVar(R"(^([A-Z_]+)[ \t]*=[ \t]*(.*?)[ \t]*$)");
 const std::regex kTcpoptToa(R"(^([ \t]*#[ \t]*define[ \t]+TCPOPT_TOA[ \t]+)([0-9]+)(.*)$)");
@@ -38,7 +26,7 @@ util::Result<TreeVersion> ParseTopMakefile(const std::string& makefile) {
   std::smatch m;
   // The variables sit at the top; stop at the first rule-ish line to keep it cheap.
   int read = 0;
-  for (const auto& line : Lines(makefile)) {
+  for (const auto& line : util::SplitLines(makefile)) {
     if (++read > 200) break;
     if (std::regex_match(line, m, kMakeVar) && !v.vars.count(m[1])) v.vars[m[1]] = m[2];
   }
@@ -62,14 +50,14 @@ util::Result<std::string> AddExtraversionSuffix(const std::string& makefile, con
   if (!std::regex_match(suffix, kSuffix))
     return util::MakeError("--suffix `" + util::Printable(suffix, 40) +
                            "` is not 1-32 of A-Z a-z 0-9 . _ + - (it becomes part of `uname -r`)");
-  auto lines = Lines(makefile);
+  auto lines = util::SplitLines(makefile);
   std::smatch m;
   for (auto& line : lines) {
     if (!std::regex_match(line, m, kMakeVar) || m[1] != "EXTRAVERSION") continue;
     std::string value = m[2];
     if (util::EndsWith(value, suffix)) return makefile;
     line = "EXTRAVERSION = " + value + suffix;
-    return Join(lines);
+    return util::JoinLines(lines);
   }
   return util::MakeError("its top Makefile has no `EXTRAVERSION =` line to add the suffix to");
 }
@@ -77,7 +65,7 @@ util::Result<std::string> AddExtraversionSuffix(const std::string& makefile, con
 util::Result<int> TcpoptToa(const std::string& toa_h) {
   std::smatch m;
   int found = 0, value = 0;
-  for (const auto& line : Lines(toa_h))
+  for (const auto& line : util::SplitLines(toa_h))
     if (std::regex_match(line, m, kTcpoptToa)) {
       ++found;
       value = m[2].length() <= 3 ? std::stoi(m[2]) : -1;
@@ -91,11 +79,11 @@ util::Result<int> TcpoptToa(const std::string& toa_h) {
 
 util::Result<std::string> SetTcpoptToa(const std::string& toa_h, int kind) {
   if (auto now = TcpoptToa(toa_h); !now) return now.error();
-  auto lines = Lines(toa_h);
+  auto lines = util::SplitLines(toa_h);
   std::smatch m;
   for (auto& line : lines)
     if (std::regex_match(line, m, kTcpoptToa)) line = std::string(m[1]) + std::to_string(kind) + std::string(m[3]);
-  return Join(lines);
+  return util::JoinLines(lines);
 }
 
 namespace {
@@ -108,25 +96,25 @@ std::string Squash(std::string s) {
 }  // namespace
 
 bool HasKconfigSource(const std::string& net_kconfig) {
-  for (const auto& l : Lines(net_kconfig))
+  for (const auto& l : util::SplitLines(net_kconfig))
     if (Squash(l) == Squash(kSourceLine)) return true;
   return false;
 }
 
 bool HasMakefileSubdir(const std::string& net_makefile) {
-  for (const auto& l : Lines(net_makefile))
+  for (const auto& l : util::SplitLines(net_makefile))
     if (Squash(l) == Squash(kObjLine)) return true;
   return false;
 }
 
 util::Result<std::string> AddKconfigSource(const std::string& net_kconfig) {
   if (HasKconfigSource(net_kconfig)) return net_kconfig;
-  auto lines = Lines(net_kconfig);
+  auto lines = util::SplitLines(net_kconfig);
   // The options of net/ sit inside `if NET ... endif   # if NET`.
   for (size_t i = lines.size(); i-- > 0;)
     if (Squash(lines[i]) == "endif#ifNET") {
       lines.insert(lines.begin() + static_cast<long>(i), {kSourceLine, ""});
-      return Join(lines);
+      return util::JoinLines(lines);
     }
   return util::MakeError("net/Kconfig has no `endif   # if NET` line: not a layout this flow edits; add `" +
                          std::string(kSourceLine) + "` inside its `if NET` block by hand");
@@ -141,13 +129,13 @@ std::string AddMakefileSubdir(const std::string& net_makefile) {
 
 std::string ConfigValue(const std::string& config, const std::string& name) {
   std::string set = "CONFIG_" + name + "=";
-  for (const auto& l : Lines(config))
+  for (const auto& l : util::SplitLines(config))
     if (l.rfind(set, 0) == 0) return l.substr(set.size());
   return "n";
 }
 
 std::string SetConfigOptions(const std::string& config, const std::map<std::string, std::string>& options) {
-  auto lines = Lines(config);
+  auto lines = util::SplitLines(config);
   for (const auto& [name, value] : options) {
     std::string set = "CONFIG_" + name + "=";
     std::string unset = "# CONFIG_" + name + " is not set";
@@ -166,7 +154,7 @@ std::string SetConfigOptions(const std::string& config, const std::map<std::stri
     }
     if (!done) lines.push_back(want);
   }
-  return Join(lines);
+  return util::JoinLines(lines);
 }
 
 }  // namespace kernel

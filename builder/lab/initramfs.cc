@@ -12,6 +12,7 @@
 #include <boost/filesystem.hpp>
 
 #include "util/fs.h"
+#include "util/strings.h"
 
 namespace lab {
 
@@ -63,12 +64,7 @@ std::string ShellQuote(const std::string& arg) {
   return out + "'";
 }
 
-std::string Trim(const std::string& s) {
-  size_t a = s.find_first_not_of(" \t\r\n");
-  if (a == std::string::npos) return "";
-  size_t b = s.find_last_not_of(" \t\r\n");
-  return s.substr(a, b - a + 1);
-}
+using util::Trim;
 
 const char* const kCompressedSuffixes[] = {".xz", ".zst", ".gz"};
 

@@ -37,11 +37,7 @@ const seconds kPatchTimeout = minutes(2);
 const seconds kConfigTimeout = minutes(5);
 const seconds kInstallTimeout = minutes(10);
 
-std::string Join(const std::vector<std::string>& items, const std::string& sep) {
-  std::string out;
-  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
-  return out;
-}
+using util::Join;
 
 // Where the row's entry lives inside its build root (and so inside chroot).
 std::string EntryInRoot(const KernelRow& row) {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace util {
 
@@ -49,6 +50,40 @@ inline std::string Fnv1a64Hex(const std::string& data) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", h);
   return buf;
+}
+
+// Items joined by `sep` (an empty first item adds no separator after it).
+inline std::string Join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (const auto& i : items) out += (out.empty() ? "" : sep) + i;
+  return out;
+}
+
+// `s` without leading and trailing spaces, tabs, CR and LF.
+inline std::string Trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+// Text as lines (no newline kept; a last line without one counts), and back
+// with a newline after each.
+inline std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    if (nl == std::string::npos) nl = text.size();
+    out.push_back(text.substr(at, nl - at));
+    at = nl + 1;
+  }
+  return out;
+}
+
+inline std::string JoinLines(const std::vector<std::string>& lines) {
+  std::string out;
+  for (const auto& l : lines) out += l + "\n";
+  return out;
 }
 
 }  // namespace util

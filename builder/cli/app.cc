@@ -14,7 +14,6 @@ struct Unavailable {
 };
 constexpr Unavailable kUnavailable[] = {
     {"package", "deb/rpm packages (SPEC user 2); install on each host with `toa-build install` for now"},
-    {"kernel", "the patched-kernel flow for 2.6.32 (SPEC user 4); no replacement in this version"},
     {"fleet", "Ansible/KMM output; run `toa-build install` through your fleet tool for now"},
 };
 
@@ -44,6 +43,7 @@ int RunApplication(int argc, char** argv, util::ProcessRunner& runner, std::ostr
   commands.push_back(MakeUninstallCommand());
   commands.push_back(MakeStatusCommand());
   commands.push_back(MakeSelftestCommand());
+  commands.push_back(MakeKernelCommand());
   std::string names;
   for (const auto& c : commands) names += (names.empty() ? "" : ", ") + std::string(c->name());
   std::vector<std::pair<CLI::App*, Subcommand*>> apps;

@@ -42,6 +42,7 @@ std::unique_ptr<Subcommand> MakeInstallCommand();
 std::unique_ptr<Subcommand> MakeUninstallCommand();
 std::unique_ptr<Subcommand> MakeStatusCommand();
 std::unique_ptr<Subcommand> MakeSelftestCommand();
+std::unique_ptr<Subcommand> MakeKernelCommand();
 
 // Runs the application on argv; returns the exit code.
 int RunApplication(int argc, char** argv, util::ProcessRunner& runner, std::ostream& out,

@@ -204,6 +204,11 @@ util::Result<util::ProcessResult> Executor::Run(const std::vector<std::string>& 
   return runner_.Run(spec);
 }
 
+util::Result<util::ProcessResult> Executor::Run(const util::ProcessSpec& spec, const std::string& note) {
+  Note(util::FormatCommand(spec.argv) + (note.empty() ? "" : "  # " + note));
+  return runner_.Run(spec);
+}
+
 namespace {
 
 // Folders a write to `path` would create, deepest first, so an undo can take

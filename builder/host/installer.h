@@ -30,6 +30,9 @@ class Executor {
 
   util::Result<util::ProcessResult> Run(const std::vector<std::string>& argv,
                                         std::chrono::seconds timeout = std::chrono::seconds(1800));
+  // The same with a full spec (cwd, environment, stdin, output lines); the
+  // plan line is the command, plus `note` when given.
+  util::Result<util::ProcessResult> Run(const util::ProcessSpec& spec, const std::string& note);
   // Writes when the content or mode differs; the undo restores the old file.
   util::Result<bool> Write(const std::string& path, const std::string& content, int mode = 0644);
   util::Status Remove(const std::string& path);

@@ -1,19 +1,25 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The one place where kernel differences live (3.10 to 7.x).
+ * The one place where kernel differences live (3.10 to 7.x out of tree;
+ * 2.6.32 for the TOA of kernel trees carrying it, see "TOA's hook
+ * provider").
  *
  * Prefer feature tests (a macro or Kconfig symbol the feature defines, a
  * header that exists) over version numbers: distribution kernels (Debian
  * stable updates, RHEL) backport APIs without changing LINUX_VERSION_CODE;
  * RHEL 7 says 3.10.0 and carries years of later code. Where a change left
  * nothing to test for (a struct member, a function, a signature), the test
- * is the upstream release that brought it or, for RHEL 7, the minor
- * release whose tree was read to have it (TB_RHEL7_MINOR); each such use
- * says what was checked.
+ * is the upstream release that brought it or, for RHEL 6 and 7, the minor
+ * release whose tree was read to have it (TB_RHEL6_MINOR, TB_RHEL7_MINOR);
+ * each such use says what was checked. RHEL 6 trees read: 6.2's
+ * (2.6.32-220, the LVS "rs" tree) and 6.8's (2.6.32-642): 6.8 backports
+ * much that 6.2 lacks, so a 2.6.32 fallback is chosen by what the kernel
+ * defines wherever there is something to test.
  *
- * Topics, in this order: versions and compiler; module and RCU; argument
- * registers; ftrace; tracepoints; TCP (TOA); /proc files; UOA: protocol
- * handlers and skbs, namespaces, sockets.
+ * Topics, in this order: versions and compiler; TOA's hook provider;
+ * module and RCU; lists and per-CPU counters; argument registers and
+ * ftrace; tracepoints; TCP (TOA); /proc files; UOA: protocol handlers and
+ * skbs, namespaces, sockets.
  */
 #ifndef TB_COMPAT_H
 #define TB_COMPAT_H
@@ -22,10 +28,15 @@
 #include <linux/module.h>
 #include <linux/ptrace.h>
 #include <linux/rcupdate.h>
+#include <linux/rculist.h>
+#include <linux/slab.h>
+#include <linux/percpu.h>
+#include <linux/irqflags.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/tcp.h>
 #include <net/sock.h>
+#include <net/inet_sock.h>
 
 /* ---- versions and compiler ---- */
 
@@ -40,6 +51,30 @@
 #define TB_RHEL7_MINOR	(-1)
 #endif
 
+#if defined(RHEL_MAJOR) && RHEL_MAJOR == 6
+#define TB_RHEL6_MINOR	RHEL_MINOR
+#else
+#define TB_RHEL6_MINOR	(-1)
+#endif
+
+/*
+ * IS_ENABLED() (3.1, include/linux/kconfig.h; RHEL 6.8 has it, 6.2 not):
+ * 1 when a Kconfig symbol is y or m. Without it, the same from the
+ * definitions autoconf.h makes (CONFIG_X 1 or CONFIG_X_MODULE 1): a
+ * symbol defined as 1 turns TB_CONFIG_ON_##1 into "0," and so shifts 1
+ * into the second argument taken; an undefined one leaves a lone token.
+ * (The parameter's name keeps checkpatch's IS_ENABLED_CONFIG test quiet.)
+ */
+#ifndef IS_ENABLED
+#define TB_CONFIG_ON_1				0,
+#define tb_config_second(ignored, val, ...)	val
+#define tb_config_on(x)				tb_config_on_(x)
+#define tb_config_on_(val)			tb_config_on__(TB_CONFIG_ON_##val)
+#define tb_config_on__(arg)			tb_config_second(arg 1, 0, 0)
+#define IS_ENABLED(CONFIG_sym) \
+	(tb_config_on(CONFIG_sym) || tb_config_on(CONFIG_sym##_MODULE))
+#endif
+
 /*
  * module_init()/module_exit() alias init_module/cleanup_module to our
  * functions, before 5.0 without copying their attributes (the fix came
@@ -52,18 +87,21 @@
 #pragma GCC diagnostic ignored "-Wmissing-attributes"
 #endif
 
-/* ---- module and RCU ---- */
+/* ---- TOA's hook provider ---- */
 
 /*
- * Is @addr in @mod's code or data? within_module() is 3.17+ (RHEL 7.9 has
- * only its two halves, include/linux/module.h); the halves are static
- * inlines on every kernel.
+ * A kernel tree carrying TOA (toa-build kernel puts it in as net/toa/)
+ * has explicit hook points in its TCP code: include/net/toa_tree_hooks.h,
+ * built in where CONFIG_TOA_TREE_HOOKS is set (CONFIG_TOA selects it).
+ * toa.ko then uses them (toa_hook_tree.c) instead of ftrace and
+ * tracepoints (toa_hook_ftrace.c), which such kernels (2.6.32) lack; the
+ * Kbuild files pick the provider's file by the same symbol.
  */
-static inline bool tb_within_module(unsigned long addr,
-				    const struct module *mod)
-{
-	return within_module_core(addr, mod) || within_module_init(addr, mod);
-}
+#ifdef CONFIG_TOA_TREE_HOOKS
+#define TB_TOA_TREE_HOOKS	1
+#endif
+
+/* ---- module and RCU ---- */
 
 /*
  * Tasks RCU (3.18) waits until no task runs in a trampoline or wrapper.
@@ -86,6 +124,93 @@ static inline bool tb_within_module(unsigned long addr,
 #ifndef WRITE_ONCE
 #define WRITE_ONCE(x, val)	(ACCESS_ONCE(x) = (val))
 #endif
+
+/*
+ * kfree_rcu() (3.0; a macro: RHEL 6.8 has it, 6.2 not). Without it the
+ * object is freed by an RCU callback of ours, which finds the object from
+ * its rcu_head: that must be the object's first member, and unloading
+ * waits for the callbacks still pending (tb_rcu_barrier()) before the
+ * module's code goes away. kfree() itself needs no such wait.
+ */
+#ifdef kfree_rcu
+#define tb_rcu_barrier()	do { } while (0)
+#else
+static inline void tb_kfree_rcu_first(struct rcu_head *head)
+{
+	kfree(head);
+}
+
+#define kfree_rcu(ptr, field)						\
+	do {								\
+		BUILD_BUG_ON(offsetof(typeof(*(ptr)), field) != 0);	\
+		call_rcu(&(ptr)->field, tb_kfree_rcu_first);		\
+	} while (0)
+#define tb_rcu_barrier()	rcu_barrier()
+#endif
+
+/* ---- lists and per-CPU counters ---- */
+
+/*
+ * hlist iterators: since 3.9 they take no struct hlist_node cursor (the
+ * 3.9 change added hlist_entry_safe(), which tells; RHEL 6.8 keeps the
+ * old ones). tb_hlist_for_each_entry*() have the new arguments
+ * everywhere; the _safe one's @n is a struct hlist_node *.
+ */
+#ifdef hlist_entry_safe
+#define tb_hlist_for_each_entry(pos, head, member) \
+	hlist_for_each_entry(pos, head, member)
+#define tb_hlist_for_each_entry_rcu(pos, head, member) \
+	hlist_for_each_entry_rcu(pos, head, member)
+#define tb_hlist_for_each_entry_safe(pos, n, head, member) \
+	hlist_for_each_entry_safe(pos, n, head, member)
+#else
+#define tb_hlist_entry_or_null(ptr, type, member)			\
+	({								\
+		struct hlist_node *tb_node_ = (ptr);			\
+		tb_node_ ? hlist_entry(tb_node_, type, member) : NULL;	\
+	})
+#define tb_hlist_for_each_entry(pos, head, member)			\
+	for (pos = tb_hlist_entry_or_null((head)->first,		\
+					  typeof(*(pos)), member);	\
+	     pos;							\
+	     pos = tb_hlist_entry_or_null((pos)->member.next,		\
+					  typeof(*(pos)), member))
+#define tb_hlist_for_each_entry_rcu(pos, head, member)			\
+	for (pos = tb_hlist_entry_or_null(rcu_dereference((head)->first), \
+					  typeof(*(pos)), member);	\
+	     pos;							\
+	     pos = tb_hlist_entry_or_null(				\
+			rcu_dereference((pos)->member.next),		\
+			typeof(*(pos)), member))
+#define tb_hlist_for_each_entry_safe(pos, n, head, member)		\
+	for (pos = tb_hlist_entry_or_null((head)->first,		\
+					  typeof(*(pos)), member);	\
+	     pos && ({ n = (pos)->member.next; 1; });			\
+	     pos = tb_hlist_entry_or_null(n, typeof(*(pos)), member))
+#endif
+
+/*
+ * this_cpu_inc() (2.6.33; a macro: RHEL 6.8 has it, 6.2 has only
+ * this_cpu_ptr()). Counters are bumped from softirqs and from process
+ * context on the same CPU, so the fallback keeps interrupts off for the
+ * increment, as the x86 instruction this_cpu_inc() is cannot be split.
+ */
+#ifndef this_cpu_inc
+#define this_cpu_inc(pcp)						\
+	do {								\
+		unsigned long tb_flags_;				\
+									\
+		local_irq_save(tb_flags_);				\
+		(*this_cpu_ptr(&(pcp)))++;				\
+		local_irq_restore(tb_flags_);				\
+	} while (0)
+#endif
+
+/*
+ * Argument registers and ftrace: the out-of-tree hooks (toa_hook_ftrace.c,
+ * UOA). Kernels with TOA hook points in their tree need neither.
+ */
+#if defined(CONFIG_DYNAMIC_FTRACE_WITH_REGS) || !defined(TB_TOA_TREE_HOOKS)
 
 /* ---- argument registers ---- */
 
@@ -122,6 +247,17 @@ static inline unsigned long tb_probe_arg(struct pt_regs *regs, int n)
 #endif
 
 /* ---- ftrace ---- */
+
+/*
+ * Is @addr in @mod's code or data? within_module() is 3.17+ (RHEL 7.9 has
+ * only its two halves, include/linux/module.h); the halves are static
+ * inlines on every kernel.
+ */
+static inline bool tb_within_module(unsigned long addr,
+				    const struct module *mod)
+{
+	return within_module_core(addr, mod) || within_module_init(addr, mod);
+}
 
 /*
  * ftrace callbacks. Before 5.11 they received pt_regs (only with
@@ -218,6 +354,8 @@ static inline void tb_ftrace_free_filter(struct ftrace_ops *ops)
 	ftrace_set_filter(ops, NULL, 0, 1);
 }
 
+#endif /* ftrace hooks */
+
 /* ---- tracepoints ---- */
 
 /*
@@ -298,12 +436,15 @@ static int name(struct socket *sock, struct sockaddr *uaddr, int peer) \
  * it was received, and any later segment, are not. bytes_received is a
  * struct member (nothing to test for) added in 4.1; RHEL 7.9 has it too
  * (include/linux/tcp.h, struct tcp_sock; tcp_rcv_nxt_update() advances
- * it). Kernels without it cannot tell, and answer no: the late option is
- * ignored and the peer stays the balancer.
+ * it), and so has RHEL 6.8 (include/linux/tcp.h, the same
+ * tcp_rcv_nxt_update() in net/ipv4/tcp_input.c); RHEL 6.2 has not. Kernels
+ * without it cannot tell, and answer no: the late option is ignored and
+ * the peer stays the balancer.
  */
 static inline bool tb_tcp_first_byte(const struct sock *sk, u32 seq)
 {
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 1, 0) || TB_RHEL7_MINOR >= 9
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(4, 1, 0) || TB_RHEL7_MINOR >= 9 || \
+	TB_RHEL6_MINOR >= 8
 	const struct tcp_sock *tp = tcp_sk(sk);
 
 	return !tp->bytes_received && seq == tp->rcv_nxt;
@@ -312,33 +453,29 @@ static inline bool tb_tcp_first_byte(const struct sock *sk, u32 seq)
 #endif
 }
 
+/*
+ * struct inet_sock's members got their inet_ prefix in 2.6.33 (member
+ * names, nothing to test for); RHEL 6 keeps the old ones (6.2 and 6.8:
+ * include/net/inet_sock.h).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(2, 6, 33)
+#define tb_inet_dport(sk)	(inet_sk(sk)->dport)
+#define tb_inet_num(sk)		(inet_sk(sk)->num)
+#else
+#define tb_inet_dport(sk)	(inet_sk(sk)->inet_dport)
+#define tb_inet_num(sk)		(inet_sk(sk)->inet_num)
+#endif
+
 /* ---- /proc files ---- */
 
 /*
- * A /proc file showing @show: proc_create_single() (a macro, 4.18+) needs
- * no file_operations / proc_ops (the latter replaced the former in 5.6).
- * RHEL 7.9 has neither it nor proc_ops (include/linux/proc_fs.h).
+ * A /proc file's private data: PDE_DATA() (3.10, a function; RHEL 6.8
+ * has it too), PDE()->data before (every 2.6.32 tree has PDE()).
  */
-#ifdef proc_create_single
-#define tb_proc_create_single(name, mode, parent, show) \
-	proc_create_single(name, mode, parent, show)
+#if LINUX_VERSION_CODE < KERNEL_VERSION(3, 10, 0)
+#define tb_pde_data(inode)	(PDE(inode)->data)
 #else
-static int tb_proc_single_open(struct inode *inode, struct file *file)
-{
-	return single_open(file, PDE_DATA(inode), NULL);
-}
-
-static const struct file_operations tb_proc_single_fops = {
-	.owner = THIS_MODULE,
-	.open = tb_proc_single_open,
-	.read = seq_read,
-	.llseek = seq_lseek,
-	.release = single_release,
-};
-
-#define tb_proc_create_single(name, mode, parent, show) \
-	proc_create_data(name, mode, parent, &tb_proc_single_fops, \
-			 (void *)(show))
+#define tb_pde_data(inode)	PDE_DATA(inode)
 #endif
 
 /*
@@ -354,7 +491,7 @@ static const struct file_operations tb_proc_single_fops = {
 #define TB_PROC_SINGLE_DATA(show)					\
 static int show##_open(struct inode *inode, struct file *file)		\
 {									\
-	return single_open(file, show, PDE_DATA(inode));		\
+	return single_open(file, show, tb_pde_data(inode));		\
 }									\
 static const struct file_operations show##_fops = {			\
 	.owner = THIS_MODULE,						\

@@ -9,6 +9,9 @@
 #include <linux/percpu.h>
 #include <linux/seq_file.h>
 
+/* this_cpu_inc() where the kernel lacks it */
+#include "compat.h"
+
 struct tb_stats {
 	unsigned long __percpu *counters;
 	const char *const *names;

@@ -4,25 +4,20 @@
  * FullNAT load balancer to applications, through getpeername(), accept()
  * and getsockopt(IPPROTO_IP, TOA_SO_GET_LOOKUP).
  *
- * Hooks are kernel tracepoints where one sits at the right place (a
- * direct call with the tracepoint's arguments, the cheapest hook there
- * is) and ftrace callbacks at function entry elsewhere (the mechanism
- * kprobes and livepatch use, without the kprobe layer's cost): no
- * unexported symbol is linked, no kernel text or read-only data is
- * written by this module, and the hooked functions are used by argument
- * position only.
+ * This file is the module's logic; how it is called is its hook
+ * provider's business (toa.h): ftrace and tracepoints out of tree
+ * (toa_hook_ftrace.c), explicit hook points in a kernel tree carrying
+ * TOA (toa_hook_tree.c). Either way four places call in:
  *
  *   tcp_child_process        the new socket and the ACK that completed
- *                            the handshake (ftrace)
+ *                            the handshake: toa_child()
  *   tcp_rcv_established      the option in the segment carrying the
  *                            first stream byte, when the handshake ACK
- *                            had none (its tcp_probe tracepoint; ftrace
- *                            where there is none)
- *   inet_getname/inet6_getname  redirected to a wrapper that rewrites
- *                            the peer address (getpeername and accept
- *                            both call ops->getname; ftrace IPMODIFY)
- *   tcp_v4_destroy_sock      forget the socket (IPv6 TCP uses it too;
- *                            its tcp_destroy_sock tracepoint, or ftrace)
+ *                            had none: toa_established()
+ *   inet_getname/inet6_getname  the peer address getpeername() and
+ *                            accept() return: toa_rewrite_peer()
+ *   tcp_v4_destroy_sock      forget the socket (IPv6 TCP uses it too):
+ *                            toa_destroyed()
  *
  * Every hook runs for every TCP socket, so each one leaves within a few
  * instructions unless the segment carries options other than the usual
@@ -45,8 +40,6 @@
 #include <linux/module.h>
 #include <linux/kernel.h>
 #include <linux/init.h>
-#include <linux/ftrace.h>
-#include <linux/delay.h>
 #include <linux/percpu.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -70,6 +63,7 @@
 #include "toa_opt.h"
 #include "cidr.h"
 #include "tb_stats.h"
+#include "toa.h"
 
 /* DPVS-compatible lookup for NAT64 (IPv6 client on an IPv4 socket). */
 #define TOA_SO_BASE		4096
@@ -133,8 +127,8 @@ struct toa_client {
  * even if a free were ever missed (frees are hooked in destroy).
  */
 struct toa_entry {
+	struct rcu_head rcu;	/* first: see kfree_rcu() in compat.h */
 	struct hlist_node node;
-	struct rcu_head rcu;
 	const struct sock *sk;
 	u32 conn_hash;
 	__be16 dport;
@@ -148,7 +142,7 @@ struct toa_entry {
 static struct hlist_head toa_table[1 << TOA_HASH_BITS];
 static spinlock_t toa_locks[1 << TOA_LOCK_BITS];
 /* Lets every hook skip the table when nothing is stored (the usual case). */
-static atomic_t toa_nr_entries = ATOMIC_INIT(0);
+atomic_t toa_nr_entries = ATOMIC_INIT(0);
 
 static inline u32 toa_bucket(const struct sock *sk)
 {
@@ -164,8 +158,8 @@ static inline bool toa_entry_matches(const struct toa_entry *e,
 				     const struct sock *sk)
 {
 	return e->sk == sk && e->conn_hash == sk->sk_hash &&
-	       e->dport == inet_sk(sk)->inet_dport &&
-	       e->num == inet_sk(sk)->inet_num;
+	       e->dport == tb_inet_dport(sk) &&
+	       e->num == tb_inet_num(sk);
 }
 
 /* Copy the client of @sk into @client; caller holds no lock. */
@@ -176,7 +170,7 @@ static bool toa_lookup(const struct sock *sk, struct toa_client *client)
 
 	/* Counted inside the read section: unloading waits for it. */
 	rcu_read_lock();
-	hlist_for_each_entry_rcu(e, &toa_table[toa_bucket(sk)], node) {
+	tb_hlist_for_each_entry_rcu(e, &toa_table[toa_bucket(sk)], node) {
 		if (toa_entry_matches(e, sk)) {
 			*client = e->client;
 			found = true;
@@ -210,12 +204,12 @@ static bool toa_store(const struct sock *sk, const struct toa_client *client,
 	}
 	e->sk = sk;
 	e->conn_hash = sk->sk_hash;
-	e->dport = inet_sk(sk)->inet_dport;
-	e->num = inet_sk(sk)->inet_num;
+	e->dport = tb_inet_dport(sk);
+	e->num = tb_inet_num(sk);
 	e->client = *client;
 
 	spin_lock_irqsave(toa_lock(bucket), flags);
-	hlist_for_each_entry(it, &toa_table[bucket], node) {
+	tb_hlist_for_each_entry(it, &toa_table[bucket], node) {
 		if (it->sk == sk) {
 			old = it;
 			break;
@@ -246,7 +240,7 @@ static void toa_forget(const struct sock *sk)
 	unsigned long flags;
 
 	spin_lock_irqsave(toa_lock(bucket), flags);
-	hlist_for_each_entry(it, &toa_table[bucket], node) {
+	tb_hlist_for_each_entry(it, &toa_table[bucket], node) {
 		if (it->sk == sk) {
 			old = it;
 			hlist_del_rcu(&old->node);
@@ -266,7 +260,7 @@ static void toa_table_free_all(void)
 	int i;
 
 	for (i = 0; i < (1 << TOA_HASH_BITS); i++) {
-		hlist_for_each_entry_safe(e, tmp, &toa_table[i], node) {
+		tb_hlist_for_each_entry_safe(e, tmp, &toa_table[i], node) {
 			hlist_del(&e->node);
 			kfree(e);
 		}
@@ -380,20 +374,10 @@ static bool toa_passive_clear(const struct sock *sk)
 	return false;
 }
 
-/* ---- handshake: tcp_child_process ---- */
+/* ---- the entry points the hook provider calls (toa.h) ---- */
 
-/*
- * tcp_child_process(listener, child, skb) runs on the new socket with the
- * ACK that completed the handshake (IPv4, IPv6, dual-stack and syncookie
- * paths alike). The child is already in the accept queue but still
- * bh-locked, and accept() takes lock_sock() on it before it reads its
- * address, so the entry stored here is visible to accept() and
- * getpeername(). An entry-only hook: no return trampoline per connection.
- */
-static TB_FTRACE_CALLBACK(toa_child_hook)
+void toa_child(struct sock *child, const struct sk_buff *skb)
 {
-	struct sock *child = (struct sock *)tb_ftrace_arg(2);
-	struct sk_buff *skb = (struct sk_buff *)tb_ftrace_arg(3);
 	struct toa_client client;
 
 	if (toa_parse_skb(skb, &client)) {
@@ -402,30 +386,15 @@ static TB_FTRACE_CALLBACK(toa_child_hook)
 		return;
 	}
 	/* A fresh socket never carries an older socket's entry. */
-	if (atomic_read(&toa_nr_entries))
+	if (!toa_table_empty())
 		toa_forget(child);
 	toa_passive_mark(child);
 }
 
-/* ---- the first data segment: tcp_rcv_established ---- */
-
-static void toa_established(struct sock *sk, const struct sk_buff *skb)
+void toa_first_data(struct sock *sk, const struct sk_buff *skb)
 {
-	const struct tcphdr *th = tcp_hdr(skb);
-	const struct tcp_skb_cb *cb = TCP_SKB_CB(skb);
 	struct toa_client client;
 
-	/*
-	 * Fast exits: no options, no payload, not the first byte. Only the
-	 * first byte's segment clears the record of an accepted socket, so
-	 * an option in any later one (the client's own) finds none.
-	 */
-	if (th->doff <= 5)
-		return;
-	if (cb->end_seq - cb->seq - th->fin == 0)
-		return;
-	if (!tb_tcp_first_byte(sk, cb->seq))
-		return;
 	if (!toa_passive_clear(sk))
 		return;
 	if (!toa_parse_skb(skb, &client))
@@ -434,57 +403,15 @@ static void toa_established(struct sock *sk, const struct sk_buff *skb)
 		tb_stats_inc(&toa_stats, TOA_STAT_USED);
 }
 
-static TB_FTRACE_CALLBACK(toa_established_hook)
-{
-	toa_established((struct sock *)tb_ftrace_arg(1),
-			(const struct sk_buff *)tb_ftrace_arg(2));
-}
-
-/* ---- socket destruction: tcp_v4_destroy_sock ---- */
-
-static inline void toa_destroyed(struct sock *sk)
+void toa_destroyed(struct sock *sk)
 {
 	/* A socket allocated here later must not look accepted. */
 	toa_passive_clear(sk);
-	if (atomic_read(&toa_nr_entries))
+	if (!toa_table_empty())
 		toa_forget(sk);
 }
 
-static TB_FTRACE_CALLBACK(toa_destroy_hook)
-{
-	toa_destroyed((struct sock *)tb_ftrace_arg(1));
-}
-
-#ifdef TB_HAVE_TCP_TRACEPOINTS
-/* The same, as tracepoint probes: TP_PROTO with the probe's data first. */
-static void toa_established_probe(void *data, struct sock *sk,
-				  const struct sk_buff *skb)
-{
-	toa_established(sk, skb);
-}
-
-static void toa_destroy_probe(void *data, struct sock *sk)
-{
-	toa_destroyed(sk);
-}
-#define TOA_TP(tp_name, fn)	.tracepoint = (tp_name), .probe = (void *)(fn)
-#else
-#define TOA_TP(tp_name, fn)	.tracepoint = NULL
-#endif
-
-/* ---- getpeername()/accept(): inet_getname / inet6_getname ---- */
-
-/*
- * When the table holds entries, a call of inet_getname()/inet6_getname()
- * asking for the peer is redirected (ftrace IPMODIFY, as livepatch does)
- * to a wrapper here that calls the real function and then rewrites the
- * address. Calls asking for the local name, and every call while the
- * table is empty, cost only the ftrace callback. Wrappers in flight are
- * counted so unloading waits for them to leave this module's code.
- */
-static DEFINE_PER_CPU(long, toa_redirects);
-
-static void toa_rewrite_peer(struct socket *sock, struct sockaddr *uaddr)
+void toa_rewrite_peer(struct socket *sock, struct sockaddr *uaddr)
 {
 	struct toa_client client;
 	struct sock *sk = sock->sk;
@@ -511,71 +438,6 @@ static void toa_rewrite_peer(struct socket *sock, struct sockaddr *uaddr)
 		sin6->sin6_flowinfo = 0;
 		sin6->sin6_scope_id = 0;
 	}
-}
-
-/*
- * The callback redirects only calls asking for the peer; @peer is checked
- * again here so that getsockname() is never rewritten, whatever reaches
- * the wrapper.
- */
-static void toa_getname_done(int ret, struct socket *sock,
-			     struct sockaddr *uaddr, int peer)
-{
-	if (ret >= 0 && peer)
-		toa_rewrite_peer(sock, uaddr);
-	this_cpu_dec(toa_redirects);
-}
-
-TB_GETNAME_WRAPPER(toa_inet_getname, inet_getname, toa_getname_done)
-#if IS_ENABLED(CONFIG_IPV6)
-TB_GETNAME_WRAPPER(toa_inet6_getname, inet6_getname, toa_getname_done)
-#endif
-
-/*
- * Both functions are hooked by one ftrace_ops (each ops costs RCU-tasks
- * grace periods when unregistered); @ip tells which one was called.
- */
-static unsigned long toa_getname_wrapper(unsigned long ip)
-{
-#if IS_ENABLED(CONFIG_IPV6)
-	if (tb_ftrace_ip_in(ip, (unsigned long)inet6_getname,
-			    (unsigned long)inet_getname))
-		return (unsigned long)toa_inet6_getname;
-#endif
-	return (unsigned long)toa_inet_getname;
-}
-
-static TB_FTRACE_CALLBACK(toa_getname_hook)
-{
-	struct pt_regs *regs;
-
-	if (!tb_ftrace_arg(TB_GETNAME_PEER_ARG) ||
-	    !atomic_read(&toa_nr_entries))
-		return;
-	/* The wrapper's own call of the real function. */
-	if (tb_within_module(parent_ip, THIS_MODULE))
-		return;
-	regs = tb_ftrace_regs();
-	if (!regs)
-		return;
-	this_cpu_inc(toa_redirects);
-	instruction_pointer_set(regs, toa_getname_wrapper(ip));
-}
-
-static void toa_wait_redirects(void)
-{
-	for (;;) {
-		long in_flight = 0;
-		int cpu;
-
-		for_each_possible_cpu(cpu)
-			in_flight += per_cpu(toa_redirects, cpu);
-		if (!in_flight)
-			break;
-		msleep(20);
-	}
-	/* Let the last wrappers execute their final instructions. */
-	synchronize_rcu_tasks();
 }
 
 /* ---- getsockopt(IPPROTO_IP, TOA_SO_GET_LOOKUP) ---- */
@@ -613,172 +475,6 @@ static struct nf_sockopt_ops toa_sockopts = {
 	.owner = THIS_MODULE,
 };
 
-/* ---- hooks ---- */
-
-static struct ftrace_ops toa_child_ops = {
-	.func = toa_child_hook,
-	.flags = TB_FTRACE_FL_ARGS,
-};
-
-static struct ftrace_ops toa_established_ops = {
-	.func = toa_established_hook,
-	.flags = TB_FTRACE_FL_ARGS,
-};
-
-static struct ftrace_ops toa_destroy_ops = {
-	.func = toa_destroy_hook,
-	.flags = TB_FTRACE_FL_ARGS,
-};
-
-static struct ftrace_ops toa_getname_ops = {
-	.func = toa_getname_hook,
-	.flags = TB_FTRACE_FL_REGS,
-};
-
-struct toa_hook {
-	const char *symbol;		/* ftrace: the function's entry */
-	struct ftrace_ops *ops;
-	/*
-	 * Set for functions exported on every kernel: ftrace filters on the
-	 * address at once, where a name means reading the name of every
-	 * traceable function (~65 ms per hook in a TCG guest). Up to two
-	 * functions share one ops.
-	 */
-	unsigned long addr[2];
-	const char *tracepoint;		/* preferred where the kernel has it */
-	void *probe;
-	struct tracepoint *tp;		/* attached to this tracepoint */
-	bool registered;
-};
-
-/* Registered in this order; forgetting first, storing last. */
-static struct toa_hook toa_hooks[] = {
-	{ "tcp_v4_destroy_sock", &toa_destroy_ops,
-	  TOA_TP("tcp_destroy_sock", toa_destroy_probe) },
-	{ "inet_getname/inet6_getname", &toa_getname_ops,
-	  .addr = { (unsigned long)inet_getname,
-#if IS_ENABLED(CONFIG_IPV6)
-		    (unsigned long)inet6_getname,
-#endif
-	  } },
-	{ "tcp_rcv_established", &toa_established_ops,
-	  TOA_TP("tcp_probe", toa_established_probe) },
-	{ "tcp_child_process", &toa_child_ops },
-};
-
-#ifdef TB_HAVE_TCP_TRACEPOINTS
-static void __init toa_tp_match(struct tracepoint *tp, void *priv)
-{
-	struct toa_hook *h = priv;
-
-	if (!h->tp && !strcmp(tp->name, h->tracepoint))
-		h->tp = tp;
-}
-
-/* Attach @h to its tracepoint; false: use ftrace instead. */
-static bool __init toa_hook_attach_tp(struct toa_hook *h)
-{
-	int err;
-
-	if (!h->tracepoint)
-		return false;
-	for_each_kernel_tracepoint(toa_tp_match, h);
-	if (!h->tp)
-		return false;
-	err = tracepoint_probe_register(h->tp, h->probe, NULL);
-	if (err) {
-		pr_info("tracepoint %s unusable (%d), hooking %s instead\n",
-			h->tracepoint, err, h->symbol);
-		h->tp = NULL;
-		return false;
-	}
-	return true;
-}
-
-static bool toa_hook_detach_tp(struct toa_hook *h)
-{
-	if (!h->tp)
-		return false;
-	tracepoint_probe_unregister(h->tp, h->probe, NULL);
-	h->tp = NULL;
-	return true;
-}
-
-static void toa_tp_sync(void)
-{
-	tracepoint_synchronize_unregister();
-}
-#else
-static bool __init toa_hook_attach_tp(struct toa_hook *h)
-{
-	return false;
-}
-
-static bool toa_hook_detach_tp(struct toa_hook *h)
-{
-	return false;
-}
-
-static void toa_tp_sync(void)
-{
-}
-#endif
-
-static int __init toa_hook_register(struct toa_hook *h)
-{
-	int i, err = 0;
-
-	if (toa_hook_attach_tp(h)) {
-		h->registered = true;
-		return 0;
-	}
-	if (!h->addr[0])
-		err = ftrace_set_filter(h->ops, (unsigned char *)h->symbol,
-					strlen(h->symbol), 1);
-	for (i = 0; i < ARRAY_SIZE(h->addr) && h->addr[i] && !err; i++)
-		err = ftrace_set_filter_ip(h->ops, h->addr[i], 0, 0);
-	if (err) {
-		tb_ftrace_free_filter(h->ops);
-		pr_err("cannot hook %s: not traceable in this kernel (%d)\n",
-		       h->symbol, err);
-		return err;
-	}
-	err = register_ftrace_function(h->ops);
-	if (err) {
-		tb_ftrace_free_filter(h->ops);
-		pr_err("cannot hook %s (%d)\n", h->symbol, err);
-		return err;
-	}
-	h->registered = true;
-	return 0;
-}
-
-/*
- * Waits for running callbacks (ftrace synchronizes on unregister; probes
- * are waited for once, after the last tracepoint detached).
- */
-static void toa_hooks_unregister(void)
-{
-	bool tracepoints = false;
-	int i;
-
-	for (i = ARRAY_SIZE(toa_hooks) - 1; i >= 0; i--) {
-		struct toa_hook *h = &toa_hooks[i];
-
-		if (!h->registered)
-			continue;
-		h->registered = false;
-		if (toa_hook_detach_tp(h)) {
-			tracepoints = true;
-			continue;
-		}
-		unregister_ftrace_function(h->ops);
-		tb_ftrace_free_filter(h->ops);
-	}
-	if (tracepoints)
-		toa_tp_sync();
-}
-
 /* ---- /proc/net/toa_stats (initial network namespace only) ---- */
 
 /*
@@ -794,6 +490,8 @@ static int toa_stats_show(struct seq_file *seq, void *v)
 	seq_printf(seq, "entries %d\n", atomic_read(&toa_nr_entries));
 	return 0;
 }
+
+TB_PROC_SINGLE_DATA(toa_stats_show);
 
 /* ---- load / unload ---- */
 
@@ -827,15 +525,6 @@ static int __init toa_parse_params(void)
 	return 0;
 }
 
-static int __init toa_nr_tracepoints(void)
-{
-	int i, n = 0;
-
-	for (i = 0; i < ARRAY_SIZE(toa_hooks); i++)
-		n += toa_hooks[i].tp != NULL;
-	return n;
-}
-
 /*
  * Hooks first, the user-visible entry points (getsockopt, /proc) last;
  * removal in the reverse order, and the table and counters are freed only
@@ -845,16 +534,13 @@ static void toa_teardown(bool sockopt)
 {
 	if (sockopt)
 		nf_unregister_sockopt(&toa_sockopts);
-	/* Waits for running callbacks. */
+	/* Returns once no hook runs in this module's code. */
 	toa_hooks_unregister();
-	/*
-	 * Wrappers still running (e.g. asleep in lock_sock() inside
-	 * inet_getname) are waited for, then the getsockopt calls and
-	 * wrappers still inside an RCU read section.
-	 */
-	toa_wait_redirects();
+	/* Then the getsockopt calls still inside an RCU read section. */
 	synchronize_rcu();
 	toa_table_free_all();
+	/* Entries freed by kfree_rcu() where that is a callback of ours. */
+	tb_rcu_barrier();
 	tb_stats_free(&toa_stats);
 }
 
@@ -871,28 +557,21 @@ static int __init toa_init(void)
 	if (err)
 		return err;
 
-	for (i = 0; i < ARRAY_SIZE(toa_hooks); i++) {
-		err = toa_hook_register(&toa_hooks[i]);
-		if (err)
-			goto teardown;
-		pr_debug("%s hooked through %s\n", toa_hooks[i].symbol,
-			 toa_hooks[i].tp ? "its tracepoint" : "ftrace");
-	}
+	err = toa_hooks_register();
+	if (err)
+		goto teardown;
 	err = nf_register_sockopt(&toa_sockopts);
 	if (err) {
 		pr_err("getsockopt %d is taken by another module (%d)\n",
 		       TOA_SO_GET_LOOKUP, err);
 		goto teardown;
 	}
-	if (!tb_proc_create_single("toa_stats", 0444, init_net.proc_net,
-				   toa_stats_show)) {
+	if (!tb_proc_create_single_data("toa_stats", 0444, init_net.proc_net,
+					toa_stats_show, NULL)) {
 		err = -ENOMEM;
 		toa_teardown(true);
 		return err;
 	}
-	pr_info("%d hook(s) on tracepoints, %d on ftrace\n",
-		toa_nr_tracepoints(),
-		(int)ARRAY_SIZE(toa_hooks) - toa_nr_tracepoints());
 	pr_info("toa loaded\n");
 	return 0;
 

@@ -21,7 +21,7 @@ class KernelCommand : public Subcommand {
   }
   void Configure(CLI::App& app) override {
     app.add_option("--source", source_, "the unpacked kernel tree (absolute path)")->required()->type_name("DIR");
-    app.add_option("--jobs", opts_.jobs, "parallel make jobs (default: the CPUs here)")->type_name("N");
+    app.add_option("--jobs", jobs_, "parallel make jobs (default: the CPUs here)")->type_name("N");
     app.add_option("--suffix", opts_.suffix, "added to EXTRAVERSION, so to `uname -r` (default -toa)");
     app.add_option("--config", opts_.config,
                    "the .config to start from (default: ROOT/boot/config-$(uname -r))")->type_name("FILE");
@@ -33,10 +33,9 @@ class KernelCommand : public Subcommand {
     HostArgs args;
     args.root = root_;
     if (auto s = CheckHostArgs(args); !s) return UsageError(ctx, s.error().message);
-    if (opts_.jobs == 0) opts_.jobs = std::max(1u, std::thread::hardware_concurrency());
+    opts_.jobs = jobs_ ? jobs_ : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     struct utsname u {};
     opts_.running_kernel = ::uname(&u) == 0 ? u.release : "";
-    opts_.module_source_dir = ModuleSourceDir();
     auto tree = kernel::InspectTree(source_);
     if (!tree) {
       *ctx.err << "toa-build kernel: step check: " << tree.error().message << "\n";
@@ -74,12 +73,8 @@ class KernelCommand : public Subcommand {
  private:
   std::string source_, root_ = "/";
   bool dry_run_ = false;
-  kernel::KernelFlowOptions opts_ = NoJobs();
-  static kernel::KernelFlowOptions NoJobs() {
-    kernel::KernelFlowOptions o;
-    o.jobs = 0;  // 0: the CPUs here, unless --jobs says
-    return o;
-  }
+  int jobs_ = 0;  // 0: the CPUs here
+  kernel::KernelFlowOptions opts_;
 };
 
 }  // namespace

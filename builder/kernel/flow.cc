@@ -1,5 +1,7 @@
 #include "kernel/flow.h"
 
+#include <functional>
+
 #include "host/artifacts.h"
 #include "host/profile.h"
 #include "kernel/grub_conf.h"
@@ -28,28 +30,32 @@ util::Status Checked(const util::Result<util::ProcessResult>& r, const std::stri
                              "; fix what it says and run again (the steps before it are kept)");
 }
 
+// Reads PATH in the executor's root, applies EDIT and writes the result
+// (Write skips an unchanged file); returns the new text.
+util::Result<std::string> EditFile(host::Executor& exec, const std::string& step, const std::string& path,
+                                   const std::function<util::Result<std::string>(const std::string&)>& edit) {
+  auto text = exec.root().ReadChecked(path, kMaxConfig);
+  if (!text) return StepError(step, path.substr(1) + ": " + text.error().message);
+  auto edited = edit(*text);
+  if (!edited) return StepError(step, edited.error().message);
+  if (auto w = exec.Write(path, *edited); !w) return StepError(step, w.error().message);
+  return edited;
+}
+
 util::Status PutToa(const TreeInfo& tree, const KernelFlowOptions& opts, host::Executor& exec) {
-  if (!tree.has_net_toa)
+  if (!tree.lvs_kind)
     return StepError("toa", tree.dir + " has no net/toa/, and this version cannot put the project's TOA into a "
                             "tree yet; use the LVS rs tree the vendor guide downloads "
                             "(linux-2.6.32-220.23.1.el6.x86_64.rs), which carries its own");
-  const host::RootFs& t = exec.root();
-  auto toa_h = t.ReadChecked("/net/toa/toa.h", kMaxConfig);
-  if (!toa_h) return StepError("toa", "net/toa/toa.h: " + toa_h.error().message);
-  auto edited = SetTcpoptToa(*toa_h, opts.kind);
-  if (!edited) return StepError("toa", edited.error().message);
-  if (auto w = exec.Write("/net/toa/toa.h", *edited); !w) return StepError("toa", w.error().message);
-  if (!tree.kconfig_sources_toa) {
-    auto k = t.ReadChecked("/net/Kconfig", kMaxConfig);
-    if (!k) return StepError("toa", "net/Kconfig: " + k.error().message);
-    auto added = AddKconfigSource(*k);
-    if (!added) return StepError("toa", added.error().message);
-    if (auto w = exec.Write("/net/Kconfig", *added); !w) return StepError("toa", w.error().message);
-  }
+  auto toa_h = EditFile(exec, "toa", "/net/toa/toa.h",
+                        [&](const std::string& text) { return SetTcpoptToa(text, opts.kind); });
+  if (!toa_h) return toa_h.error();
+  if (!tree.kconfig_sources_toa)
+    if (auto k = EditFile(exec, "toa", "/net/Kconfig", AddKconfigSource); !k) return k.error();
   if (!tree.makefile_builds_toa) {
-    auto m = t.ReadChecked("/net/Makefile", kMaxConfig);
-    if (!m) return StepError("toa", "net/Makefile: " + m.error().message);
-    if (auto w = exec.Write("/net/Makefile", AddMakefileSubdir(*m)); !w) return StepError("toa", w.error().message);
+    auto m = EditFile(exec, "toa", "/net/Makefile",
+                      [](const std::string& text) -> util::Result<std::string> { return AddMakefileSubdir(text); });
+    if (!m) return m.error();
   }
   return util::Ok{};
 }
@@ -77,11 +83,9 @@ util::Result<std::string> Configure(const TreeInfo& tree, const KernelFlowOption
     return StepError("config", "the configuration given holds no CONFIG_ line: not a kernel .config");
   std::string config = SetConfigOptions(*base, {{"IPV6", "y"}, {"TOA", "m"}});
   if (auto w = tree_exec.Write("/.config", config); !w) return StepError("config", w.error().message);
-  auto makefile = tree_exec.root().ReadChecked("/Makefile", kMaxConfig);
-  if (!makefile) return StepError("config", "Makefile: " + makefile.error().message);
-  auto suffixed = AddExtraversionSuffix(*makefile, opts.suffix);
-  if (!suffixed) return StepError("config", suffixed.error().message);
-  if (auto w = tree_exec.Write("/Makefile", *suffixed); !w) return StepError("config", w.error().message);
+  auto suffixed = EditFile(tree_exec, "config", "/Makefile",
+                           [&](const std::string& text) { return AddExtraversionSuffix(text, opts.suffix); });
+  if (!suffixed) return suffixed.error();
   // oldconfig asks about options the given config does not mention: each
   // question gets its default (an empty answer), as `yes "" | make oldconfig`.
   util::ProcessSpec spec;
@@ -98,9 +102,12 @@ util::Result<std::string> Configure(const TreeInfo& tree, const KernelFlowOption
         return StepError("config", std::string("oldconfig left CONFIG_") + name + "=" + ConfigValue(*after, name) +
                                        ", not " + want + ": something it depends on is off in the given config");
   }
-  auto version = ParseTopMakefile(*suffixed);
-  if (!version) return StepError("config", version.error().message);
-  if (tree_exec.dry_run()) return version->Text();
+  if (tree_exec.dry_run()) {
+    // Nothing is built: the release as the edited Makefile gives it.
+    auto version = ParseTopMakefile(*suffixed);
+    if (!version) return StepError("config", version.error().message);
+    return version->Text();
+  }
   // The release the build will have (CONFIG_LOCALVERSION and localversion*
   // files count too): the tree says it.
   std::vector<std::string> release{"make", "-s", "-C", tree.dir, "kernelrelease"};
@@ -119,13 +126,12 @@ util::Status InstallKernel(const TreeInfo& tree, const std::string& kver, host::
   std::vector<std::string> modules{"make", "-C", tree.dir, "modules_install"};
   if (!root.is_host_root()) modules.push_back("INSTALL_MOD_PATH=" + root.root());
   if (auto s = Checked(root_exec.Run(modules, std::chrono::seconds(1800)), "install", modules); !s) return s;
-  if (!root.is_host_root()) {
-    root_exec.OnUndo([&root, kver] { (void)root.RemoveTree("/lib/modules/" + kver); });
-  } else {
+  if (root.is_host_root()) {
     // make install: /sbin/installkernel -> new-kernel-pkg (initramfs, grub.conf entry).
     std::vector<std::string> install{"make", "-C", tree.dir, "install"};
     return Checked(root_exec.Run(install, std::chrono::seconds(1800)), "install", install);
   }
+  root_exec.OnUndo([&root, kver] { (void)root.RemoveTree("/lib/modules/" + kver); });
   // Under another root, /sbin/installkernel would act on this machine: the
   // files go into ROOT/boot here, and the grub.conf step adds the entry.
   for (auto [from, to] : {std::pair<std::string, std::string>{"/arch/x86/boot/bzImage", "/boot/vmlinuz-" + kver},

@@ -25,7 +25,6 @@ struct KernelFlowOptions {
   int jobs = 2;
   int kind = 254;
   bool install = false;
-  std::string module_source_dir;  // the project's module/ (for the in-tree sources)
   std::chrono::minutes build_timeout{180};
 };
 

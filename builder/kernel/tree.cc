@@ -41,8 +41,7 @@ util::Result<TreeInfo> InspectTree(const std::string& dir) {
   info.kconfig_sources_toa = HasKconfigSource(*kconfig);
   info.makefile_builds_toa = HasMakefileSubdir(*net_makefile);
   info.has_config = tree.Exists("/.config");
-  info.has_net_toa = tree.Lexists("/net/toa");
-  if (info.has_net_toa) {
+  if (tree.Lexists("/net/toa")) {
     auto toa_h = tree.ReadChecked("/net/toa/toa.h", kMaxTreeFile);
     if (!toa_h)
       return util::MakeError(where + " has a net/toa/ without a readable toa.h (" + toa_h.error().message +

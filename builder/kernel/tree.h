@@ -15,8 +15,7 @@ namespace kernel {
 struct TreeInfo {
   std::string dir;
   TreeVersion version;
-  bool has_net_toa = false;        // net/toa/ exists (the LVS rs tree)
-  std::optional<int> lvs_kind;     // net/toa/toa.h's TCPOPT_TOA, when it is LVS's layout
+  std::optional<int> lvs_kind;     // net/toa/toa.h's TCPOPT_TOA: the tree has LVS's net/toa/ (rs tree)
   bool kconfig_sources_toa = false;  // net/Kconfig has `source "net/toa/Kconfig"`
   bool makefile_builds_toa = false;  // net/Makefile has `obj-$(CONFIG_TOA) += toa/`
   bool has_config = false;         // a .config is there already

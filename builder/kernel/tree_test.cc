@@ -24,7 +24,6 @@ TEST_CASE("tree check: CentOS's own tree (no net/toa/)") {
   auto info = InspectTree(t.path);
   REQUIRE(info.ok());
   CHECK(info->version.Text() == "2.6.32");
-  CHECK_FALSE(info->has_net_toa);
   CHECK_FALSE(info->lvs_kind);
   CHECK_FALSE(info->kconfig_sources_toa);
   CHECK_FALSE(info->makefile_builds_toa);
@@ -40,7 +39,6 @@ TEST_CASE("tree check: the LVS rs tree (net/toa/ with kind 200)") {
   Touch(t / ".config", "CONFIG_IPV6=m\n");
   auto info = InspectTree(t.path);
   REQUIRE(info.ok());
-  CHECK(info->has_net_toa);
   CHECK(info->lvs_kind == 200);
   CHECK(info->kconfig_sources_toa);
   CHECK(info->makefile_builds_toa);

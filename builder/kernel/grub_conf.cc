@@ -35,8 +35,7 @@ const char* kFix = "; edit /boot/grub/grub.conf by hand (make the new kernel's e
 
 util::Result<GrubConf> ParseGrubConf(const std::string& text) {
   GrubConf conf;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) conf.lines.push_back(line);
+  conf.lines = util::SplitLines(text);
   std::string default_value;
   for (size_t i = 0; i < conf.lines.size(); ++i) {
     std::string t = util::Trim(conf.lines[i]);
